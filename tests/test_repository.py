@@ -1,0 +1,31 @@
+"""The repository keeps its promises: CI runs the README's test command, and every lesson is linked."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _readme_command(kind: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    match = re.search(rf"<!-- {kind}-command -->\s*```bash\n(.+?)\n```", text)
+    assert match, f"README.md must hold the {kind} command in a bash block after '<!-- {kind}-command -->'"
+    return match.group(1).strip()
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert _readme_command("test") in ci_lines
+
+
+def test_ci_installs_with_the_readme_setup_command():
+    ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert _readme_command("setup") in ci_lines
+
+
+def test_every_notebook_is_linked_from_the_lesson_map():
+    readme = (ROOT / "README.md").read_text()
+    notebooks = sorted(path.name for path in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert notebooks, "the course has no notebooks"
+    missing = [name for name in notebooks if f"(notebooks/{name})" not in readme]
+    assert not missing, f"README lesson map does not link {missing}"
