@@ -1,5 +1,8 @@
-"""Inpainting models: DeepFill v2-style gated generator and SN-PatchGAN discriminator."""
+"""Inpainting models. Every model's forward takes ``(image, mask)`` (mask: 1 = known, 0 = hole) and returns the
+full-size prediction (N, 3, H, W); ``composite`` turns a prediction into the image a user sees."""
 
+from pconv_lessons.models.compositing import composite
 from pconv_lessons.models.gated import GatedGenerator, SNPatchDiscriminator
+from pconv_lessons.models.pconv_unet import PConvUNet
 
-__all__ = ["GatedGenerator", "SNPatchDiscriminator"]
+__all__ = ["GatedGenerator", "PConvUNet", "SNPatchDiscriminator", "composite"]
