@@ -169,7 +169,7 @@ def show_gate_maps(
     for axis, (name, gate) in zip(axes.flat, gates.items()):
         mean_gate = gate[index].detach().float().mean(dim=0).cpu().numpy()
         image = axis.imshow(mean_gate, cmap="magma", vmin=0.0, vmax=1.0)
-        axis.set_title(f"{name} ({mean_gate.shape[0]}×{mean_gate.shape[1]})", fontsize=8)
+        axis.set_title(f"{name} ({mean_gate.shape[0]}×{mean_gate.shape[1]})", fontsize=7)
     figure.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="mean gate σ(g)")
     if title:
         figure.suptitle(title, fontsize=10)
