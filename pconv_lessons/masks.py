@@ -478,14 +478,20 @@ def _primitives_torch(kind: str, n: int, height: int, width: int, seed: int, dev
 
 
 def _holes(primitives, n: int, height: int, width: int, grow=None):
+    """Hole indicator (n, H, W): a NumPy array for NumPy primitives, a tensor on their device for torch ones."""
     capsules, boxes = primitives
     if isinstance(capsules, np.ndarray):
-        return torch.from_numpy(rasterise_numpy(capsules, boxes, n, height, width, grow))
+        return rasterise_numpy(capsules, boxes, n, height, width, grow)
     return rasterise_torch(capsules, boxes, n, height, width, grow)
 
 
-def _to_masks(holes: Tensor, device: torch.device) -> Tensor:
-    return (~holes).to(device=device, dtype=torch.float32).unsqueeze(1)
+def _to_masks(holes, device: torch.device) -> Tensor:
+    """Hole indicator (n, H, W) → float masks (n, 1, H, W), 1 = known, on ``device``."""
+    if isinstance(holes, Tensor) and holes.device.type == "cpu":
+        holes = holes.numpy()
+    if isinstance(holes, np.ndarray):  # NumPy's bool → float32 is many times faster than torch's on a CPU
+        return torch.from_numpy(np.logical_not(holes).view(np.uint8).astype(np.float32)[:, None]).to(device)
+    return torch.logical_not(holes).to(device=device, dtype=torch.float32).unsqueeze(1)
 
 
 def _draw(kind: str, n: int, height: int, width: int, seed: int, device: torch.device, backend: str, first: int = 0):
@@ -575,12 +581,23 @@ def _largest_extent(primitives, count: int) -> float:
     return max(sizes) + 1.0
 
 
-def _fit_into_bucket(primitives, count, height, width, low, high, steps: int) -> tuple[Tensor, np.ndarray]:
+def _hole_fraction(holes) -> np.ndarray:
+    """Exact hole fraction per mask of a hole indicator (n, H, W), as float64 NumPy."""
+    counts = holes.reshape(len(holes), -1).sum(1)
+    pixels = holes.shape[1] * holes.shape[2]
+    return (counts.cpu().numpy() if isinstance(counts, Tensor) else counts) / pixels
+
+
+def _rows(holes, index: np.ndarray):
+    """NumPy integer index usable on ``holes`` (a NumPy array, or a tensor on any device)."""
+    return torch.as_tensor(index, device=holes.device) if isinstance(holes, Tensor) else index
+
+
+def _fit_into_bucket(primitives, count, height, width, low, high, steps: int):
     """Holes of ``count`` masks moved into (low, high] by bisection on a per-mask grow amount; and which made it."""
     as_torch = isinstance(primitives[0], Tensor)
-    pixels = height * width
     holes = _holes(primitives, count, height, width)
-    ratio = holes.flatten(1).sum(1).cpu().numpy() / pixels
+    ratio = _hole_fraction(holes)
     done = (ratio > low) & (ratio <= high)
     shrink_to_empty = _largest_extent(primitives, count)
     grow_low = np.where(ratio <= low, 0.0, -shrink_to_empty)   # a grow amount whose ratio is ≤ low
@@ -592,9 +609,9 @@ def _fit_into_bucket(primitives, count, height, width, low, high, steps: int) ->
         middle = (grow_low[pending] + grow_high[pending]) / 2
         grow = torch.as_tensor(middle, dtype=primitives[0].dtype, device=primitives[0].device) if as_torch else middle
         trial = _holes(_select(primitives, pending, count), len(pending), height, width, grow)
-        trial_ratio = trial.flatten(1).sum(1).cpu().numpy() / pixels
+        trial_ratio = _hole_fraction(trial)
         inside = (trial_ratio > low) & (trial_ratio <= high)
-        holes[torch.as_tensor(pending[inside], device=holes.device)] = trial[torch.as_tensor(np.flatnonzero(inside), device=trial.device)]
+        holes[_rows(holes, pending[inside])] = trial[_rows(trial, np.flatnonzero(inside))]
         done[pending[inside]] = True
         too_small = trial_ratio <= low
         grow_low[pending[too_small]] = middle[too_small]
@@ -628,14 +645,14 @@ def generate_in_bucket(
     seed = _check_seed(seed)
     device = torch.device(device)
     backend = _pick_backend(backend, device)
-    found: list[Tensor] = []
+    found = []
     missing, first = n, 0
     for _ in range(max_rounds):
         if missing == 0:
             break
         primitives = _draw(kind, missing, height, width, seed, device, backend, first)
         holes, done = _fit_into_bucket(primitives, missing, height, width, low, high, steps=40)
-        found.append(holes[torch.as_tensor(np.flatnonzero(done), device=holes.device)])
+        found.append(holes[_rows(holes, np.flatnonzero(done))])
         first += missing
         missing -= int(done.sum())
     if missing:
@@ -643,8 +660,9 @@ def generate_in_bucket(
             f"{missing} of {n} {kind!r} masks of size {height}×{width} could not be brought into ({low}, {high}] "
             f"in {max_rounds} rounds; try a wider bucket or a larger size"
         )
-    holes = torch.cat(found) if found else torch.zeros((0, height, width), dtype=torch.bool)
-    return _to_masks(holes, device)
+    if not found:
+        return _to_masks(np.zeros((0, height, width), dtype=bool), device)
+    return _to_masks(torch.cat(found) if isinstance(found[0], Tensor) else np.concatenate(found), device)
 
 
 # --------------------------------------------------------------------------------------------- data loading

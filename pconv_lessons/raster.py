@@ -14,9 +14,11 @@ the reference the tests use; on a GPU it is a fine way to draw a few strokes). T
 work by **scan lines** instead: a capsule is convex, so each pixel row cuts it in one interval of
 columns — the union of the intervals cut from its two end disks (``ax ± sqrt(r² − (y − ay)²)``) and
 from its rectangle body (two linear inequalities in x: the projection onto AB lies in [0, |AB|²] and
-the cross product is at most r·|AB|). Every pixel of every interval is then set in one scatter. The
-work is proportional to the number of (primitive, row) pairs plus the number of covered pixels, for a
-whole batch of masks at once, with no per-pixel pass over the empty parts.
+the cross product is at most r·|AB|). NumPy then sets every pixel of every interval in one scatter
+(work ∝ covered pixels, a few masks at a time so that it stays in cache); torch writes +1 at each
+interval's start and −1 after its end into a difference array whose running sum counts the intervals
+covering each pixel (work ∝ pixels and no data-dependent sizes, which suits a GPU). Either way a whole
+batch of masks is drawn at once.
 
 Primitives come as flat arrays with the mask index in the first column:
 capsules ``(K, 6) = [mask, ax, ay, bx, by, r]`` (``r < 0`` draws nothing) and boxes
@@ -32,6 +34,9 @@ import math
 import numpy as np
 import torch
 from torch import Tensor
+
+# NumPy draws this many pixels' worth of masks at a time, so that its temporaries stay in cache.
+_CHUNK_PIXELS = 1 << 20
 
 def _linear_interval_np(alpha, low, high):
     """Solutions X of low ≤ alpha·X ≤ high as [left, right] (empty: left = +inf, right = −inf)."""
@@ -66,7 +71,7 @@ def _capsule_row_intervals_np(caps: np.ndarray, rows: np.ndarray):
 
 
 def _fill_spans_np(mask_index, rows, c0, c1, n: int, height: int, width: int) -> np.ndarray:
-    """Hole indicator (n, H, W): every pixel of every column span [c0, c1] on (mask, row) set to True."""
+    """Hole indicator (n, H, W): every pixel of every column span [c0, c1] on (mask, row) set, in one scatter."""
     starts = (mask_index * height + rows) * width + c0
     lengths = c1 - c0 + 1
     offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
@@ -121,9 +126,16 @@ def rasterise_numpy(
     capsules = np.asarray(capsules, dtype=np.float64).reshape(-1, 6)
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 5)
     capsules, boxes = _grown_np(capsules, boxes, grow)
-    spans = [np.concatenate(parts) for parts in zip(_capsule_spans_np(capsules, height, width),
-                                                    _box_spans_np(boxes, height, width))]
-    return _fill_spans_np(*spans, n, height, width)
+    out = np.empty((n, height, width), dtype=bool)
+    per_chunk = max(1, _CHUNK_PIXELS // (height * width))
+    for first in range(0, n, per_chunk):
+        last = min(n, first + per_chunk)
+        caps = capsules[(capsules[:, 0] >= first) & (capsules[:, 0] < last)]
+        bxs = boxes[(boxes[:, 0] >= first) & (boxes[:, 0] < last)]
+        caps_spans, box_spans = _capsule_spans_np(caps, height, width), _box_spans_np(bxs, height, width)
+        mask_index, rows, c0, c1 = (np.concatenate(parts) for parts in zip(caps_spans, box_spans))
+        out[first:last] = _fill_spans_np(mask_index - first, rows, c0, c1, last - first, height, width)
+    return out
 
 
 def _linear_interval_torch(alpha: Tensor, low: Tensor, high: Tensor) -> tuple[Tensor, Tensor]:
@@ -209,12 +221,15 @@ def rasterise_torch(
     spans = [torch.cat(parts) for parts in zip(_capsule_spans_torch(capsules, height, width),
                                                 _box_spans_torch(boxes, height, width))]
     mask_index, rows, c0, c1 = spans
+    # Difference array over the flattened batch: +1 where a span starts, −1 just after it ends (the
+    # first pixel of the next row when a span reaches the right border, which is where a running sum
+    # over the flattened array needs it). Its cumulative sum counts the spans covering each pixel.
     starts = (mask_index * height + rows) * width + c0
-    lengths = c1 - c0 + 1
-    offsets = torch.repeat_interleave(starts - (torch.cumsum(lengths, 0) - lengths), lengths)
-    out = torch.zeros(n * height * width, dtype=torch.bool, device=capsules.device)
-    out[torch.arange(len(offsets), device=out.device) + offsets] = True
-    return out.view(n, height, width)
+    diff = torch.zeros(n * height * width + 1, dtype=torch.int32, device=capsules.device)
+    ones = torch.ones_like(starts, dtype=torch.int32)
+    diff.scatter_add_(0, starts, ones)
+    diff.scatter_add_(0, starts + (c1 - c0 + 1), -ones)
+    return (torch.cumsum(diff[:-1], 0, dtype=torch.int32) > 0).view(n, height, width)
 
 
 def capsule_distance_masks(capsules: Tensor, n: int, height: int, width: int) -> Tensor:
