@@ -88,3 +88,38 @@ def show_values(values: Tensor | np.ndarray, title: str = "", fmt: str = "{:.2f}
     axis.set_title(title, fontsize=10)
     figure.tight_layout()
     return figure
+
+
+def show_hole_ratio_histograms(
+    ratios: dict[str, Tensor | np.ndarray],
+    buckets: Sequence[tuple[float, float]] = (),
+    ncols: int = 3,
+    bins: int = 40,
+    size: float = 3.0,
+) -> Figure:
+    """One histogram of hole ratios per entry of ``ratios`` (name → values in [0, 1]), buckets shaded in grey.
+
+    Each panel is titled with its name, mean and standard deviation; the x axis is the hole ratio
+    from 0 to 1, the y axis the share of masks per bin (in %).
+    """
+    if not ratios:
+        raise ValueError("show_hole_ratio_histograms needs at least one set of hole ratios")
+    count = len(ratios)
+    ncols = min(count, ncols)
+    nrows = -(-count // ncols)
+    figure, axes = plt.subplots(nrows, ncols, figsize=(size * 1.3 * ncols, size * nrows), squeeze=False)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    for axis in axes.flat[count:]:
+        axis.axis("off")
+    for axis, (name, values) in zip(axes.flat, ratios.items()):
+        values = values.detach().double().cpu().numpy() if isinstance(values, Tensor) else np.asarray(values, float)
+        for index, (low, high) in enumerate(buckets):
+            axis.axvspan(low, high, color="0.85" if index % 2 == 0 else "0.93", zorder=0)
+        weights = np.full(len(values), 100.0 / max(len(values), 1))
+        axis.hist(values, bins=edges, weights=weights, color="tab:blue", zorder=1)
+        axis.set_xlim(0, 1)
+        axis.set_title(f"{name}\nmean {values.mean():.2f}, std {values.std():.2f}", fontsize=10)
+        axis.set_xlabel("hole ratio", fontsize=9)
+        axis.set_ylabel("% of masks", fontsize=9)
+    figure.tight_layout()
+    return figure
