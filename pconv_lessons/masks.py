@@ -261,23 +261,44 @@ def _free_form_np(rng: np.random.Generator, height: int, width: int):
     return _chain_capsules_np(xs, ys, brush[:, None] / 2.0, valid), np.zeros((0, 4))
 
 
-def _lama_strokes_np(rng: np.random.Generator, height: int, width: int, preset: str):
+@dataclass(frozen=True)
+class _StrokeDraws:
+    """LaMa strokes of one mask before their geometry, one row per stroke:
+    [x0, y0, segments, angle × 5, length × 5, radius × 5]. Their vertices are computed for many masks at once."""
+
+    table: np.ndarray
+
+
+def _lama_strokes_np(rng: np.random.Generator, height: int, width: int, preset: str) -> _StrokeDraws:
     reference, scale = _scale(height, width)
     p = LAMA_PRESETS[(preset, reference)]
+    m = _LAMA_MAX_SEGMENTS
     strokes = int(rng.integers(p.min_strokes, p.max_strokes + 1))
-    segments = 1 + rng.integers(0, _LAMA_MAX_SEGMENTS, strokes)
-    angle = 0.01 + rng.integers(0, p.max_angle, (strokes, _LAMA_MAX_SEGMENTS))
-    angle[::2] = _TWO_PI - angle[::2]
-    length = (10 + rng.integers(0, p.max_length, (strokes, _LAMA_MAX_SEGMENTS))) * scale
-    radius = (5 + rng.integers(0, p.max_width, (strokes, _LAMA_MAX_SEGMENTS))) * scale / 2.0
-    xs = np.empty((strokes, _LAMA_MAX_SEGMENTS + 1))
+    highs = np.array([width, height, m] + [p.max_angle] * m + [p.max_length] * m + [p.max_width] * m)
+    table = rng.integers(0, highs, (strokes, len(highs))).astype(np.float64)  # every column uniform on 0…high−1
+    table[:, 2] += 1  # 1…5 segments
+    angle = table[:, 3:3 + m] + 0.01
+    angle[::2] = _TWO_PI - angle[::2]  # every other stroke mirrored
+    table[:, 3:3 + m] = angle
+    table[:, 3 + m:3 + 2 * m] = (10 + table[:, 3 + m:3 + 2 * m]) * scale
+    table[:, 3 + 2 * m:] = (5 + table[:, 3 + 2 * m:]) * scale / 2.0
+    return _StrokeDraws(table)
+
+
+def _lama_capsules_np(table: np.ndarray, owner: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Capsules (K, 6) of the strokes in ``table`` (rows of ``_StrokeDraws``), first column = ``owner``."""
+    m = _LAMA_MAX_SEGMENTS
+    angle, length, radius = table[:, 3:3 + m], table[:, 3 + m:3 + 2 * m], table[:, 3 + 2 * m:]
+    step_x, step_y = length * np.sin(angle), length * np.cos(angle)
+    xs = np.empty((len(table), m + 1))
     ys = np.empty_like(xs)
-    xs[:, 0], ys[:, 0] = rng.integers(0, width, strokes), rng.integers(0, height, strokes)
-    for j in range(_LAMA_MAX_SEGMENTS):
-        xs[:, j + 1] = np.clip(np.trunc(xs[:, j] + length[:, j] * np.sin(angle[:, j])), 0, width)
-        ys[:, j + 1] = np.clip(np.trunc(ys[:, j] + length[:, j] * np.cos(angle[:, j])), 0, height)
-    valid = np.arange(_LAMA_MAX_SEGMENTS)[None, :] < segments[:, None]
-    return _chain_capsules_np(xs, ys, radius, valid), np.zeros((0, 4))
+    xs[:, 0], ys[:, 0] = table[:, 0], table[:, 1]
+    for j in range(m):
+        xs[:, j + 1] = np.clip(np.trunc(xs[:, j] + step_x[:, j]), 0, width)
+        ys[:, j + 1] = np.clip(np.trunc(ys[:, j] + step_y[:, j]), 0, height)
+    valid = np.arange(m)[None, :] < table[:, 2:3]
+    owners = np.broadcast_to(owner[:, None], valid.shape)[valid]
+    return np.column_stack([owners, _chain_capsules_np(xs, ys, radius, valid)])
 
 
 def _boxes_np(rng: np.random.Generator, height: int, width: int):
@@ -318,12 +339,19 @@ def mask_rng(seed: int, index: int) -> np.random.Generator:
 def _primitives_numpy(kind: str, indices: Sequence[int], height: int, width: int, seed: int):
     """Flat capsules (K, 6) and boxes (B, 5), first column = position in ``indices``."""
     sampler = _NUMPY_SAMPLERS[kind]
-    capsules, boxes = [], []
+    capsules, boxes, stroke_tables, stroke_owners = [np.zeros((0, 6))], [np.zeros((0, 5))], [], []
     for position, index in enumerate(indices):
-        caps, bxs = sampler(mask_rng(seed, int(index)), height, width)
+        drawn = sampler(mask_rng(seed, int(index)), height, width)
+        if isinstance(drawn, _StrokeDraws):
+            stroke_tables.append(drawn.table)
+            stroke_owners.append(np.full(len(drawn.table), position))
+            continue
+        caps, bxs = drawn
         capsules.append(np.column_stack([np.full(len(caps), position), caps]) if len(caps) else np.zeros((0, 6)))
         boxes.append(np.column_stack([np.full(len(bxs), position), bxs]) if len(bxs) else np.zeros((0, 5)))
-    return np.concatenate(capsules or [np.zeros((0, 6))]), np.concatenate(boxes or [np.zeros((0, 5))])
+    if stroke_tables:
+        capsules.append(_lama_capsules_np(np.concatenate(stroke_tables), np.concatenate(stroke_owners), height, width))
+    return np.concatenate(capsules), np.concatenate(boxes)
 
 
 # --------------------------------------------------------------------------------------------- torch samplers
