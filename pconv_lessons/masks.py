@@ -174,13 +174,11 @@ def _check_bucket(bucket: Sequence[float]) -> tuple[float, float]:
 
 
 def _pick_backend(backend: str | None, device: torch.device) -> str:
+    """NumPy on a CPU and torch elsewhere unless asked; NumPy masks are moved to ``device`` after drawing."""
     if backend is None:
         return "torch" if device.type != "cpu" else "numpy"
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)} (or None for the device's default)")
-    if backend == "numpy" and device.type != "cpu":
-        # NumPy draws on the CPU; the masks are moved to the device afterwards.
-        return "numpy"
     return backend
 
 

@@ -38,36 +38,44 @@ from torch import Tensor
 # NumPy draws this many pixels' worth of masks at a time, so that its temporaries stay in cache.
 _CHUNK_PIXELS = 1 << 20
 
-def _linear_interval_np(alpha, low, high):
-    """Solutions X of low ≤ alpha·X ≤ high as [left, right] (empty: left = +inf, right = −inf)."""
-    safe = np.where(alpha == 0, 1.0, alpha)
-    a, b = low / safe, high / safe
-    left, right = np.minimum(a, b), np.maximum(a, b)
-    flat_ok = (low <= 0) & (0 <= high)
-    left = np.where(alpha == 0, np.where(flat_ok, -np.inf, np.inf), left)
-    right = np.where(alpha == 0, np.where(flat_ok, np.inf, -np.inf), right)
-    return left, right
+# A segment exactly parallel to an axis gets this (pixel-scale) nudge, so the body's two constraints are
+# always intervals in x; it turns the segment by ~1e-12 rad, which moves no pixel centre off a boundary.
+_AXIS_NUDGE = 1e-12
 
 
-def _capsule_row_intervals_np(caps: np.ndarray, rows: np.ndarray):
-    """Column interval [left, right] (real-valued) that each capsule cuts from its pixel row."""
+def _capsule_constants_np(caps: np.ndarray) -> np.ndarray:
+    """Per capsule, what every one of its rows needs: [ax, ay, bx, by, r², s1, lo1, hi1, s2, half2].
+
+    In X = x − ax and dya = row − ay, the rectangle body is the intersection of
+    0 ≤ X·dx + dya·dy ≤ |AB|²   →   X ∈ −dya·s1 + [lo1, hi1],   s1 = dy/dx, {lo1, hi1} = {0, |AB|²/dx};
+    |X·dy − dya·dx| ≤ r·|AB|   →   X ∈ dya·s2 ± half2,          s2 = dx/dy, half2 = r·|AB|/|dy|.
+    """
     ax, ay, bx, by, r = (caps[:, i] for i in range(1, 6))
     dx, dy = bx - ax, by - ay
     length = np.hypot(dx, dy)
+    dx = np.where(dx == 0, _AXIS_NUDGE, dx)
+    dy = np.where(dy == 0, _AXIS_NUDGE, dy)
+    end = length * length / dx
+    return np.column_stack([ax, ay, bx, by, r * r, dy / dx, np.minimum(end, 0), np.maximum(end, 0),
+                            dx / dy, r * length / np.abs(dy)])
+
+
+def _capsule_row_intervals_np(constants: np.ndarray, rows: np.ndarray):
+    """Column interval [left, right] (real-valued) that each capsule cuts from its pixel row (empty: left > right).
+
+    The union of the intervals cut from the two end discs (ax ± √(r² − dya²)) and from the body.
+    """
+    ax, ay, bx, by, r2, s1, lo1, hi1, s2, half2 = constants.T
     dya, dyb = rows - ay, rows - by
-    ha = np.sqrt(np.maximum(r * r - dya * dya, 0.0))
-    hb = np.sqrt(np.maximum(r * r - dyb * dyb, 0.0))
-    in_a, in_b = r * r >= dya * dya, r * r >= dyb * dyb
-    left = np.minimum(np.where(in_a, ax - ha, np.inf), np.where(in_b, bx - hb, np.inf))
-    right = np.maximum(np.where(in_a, ax + ha, -np.inf), np.where(in_b, bx + hb, -np.inf))
-    # Rectangle body, in X = x − ax: 0 ≤ X·dx + dya·dy ≤ |AB|² and |X·dy − dya·dx| ≤ r·|AB|.
-    l1, r1 = _linear_interval_np(dx, -dya * dy, length * length - dya * dy)
-    l2, r2 = _linear_interval_np(dy, dya * dx - r * length, dya * dx + r * length)
-    body_l, body_r = np.maximum(l1, l2) + ax, np.minimum(r1, r2) + ax
-    body = (length > 0) & (body_l <= body_r)
-    left = np.where(body, np.minimum(left, body_l), left)
-    right = np.where(body, np.maximum(right, body_r), right)
-    return left, right
+    reach_a, reach_b = r2 - dya * dya, r2 - dyb * dyb
+    ha, hb = np.sqrt(np.maximum(reach_a, 0.0)), np.sqrt(np.maximum(reach_b, 0.0))
+    left = np.minimum(np.where(reach_a >= 0, ax - ha, np.inf), np.where(reach_b >= 0, bx - hb, np.inf))
+    right = np.maximum(np.where(reach_a >= 0, ax + ha, -np.inf), np.where(reach_b >= 0, bx + hb, -np.inf))
+    shift1, centre2 = -dya * s1, dya * s2
+    body_left = np.maximum(shift1 + lo1, centre2 - half2) + ax
+    body_right = np.minimum(shift1 + hi1, centre2 + half2) + ax
+    body = body_left <= body_right
+    return np.where(body, np.minimum(left, body_left), left), np.where(body, np.maximum(right, body_right), right)
 
 
 def _fill_spans_np(mask_index, rows, c0, c1, n: int, height: int, width: int) -> np.ndarray:
@@ -89,12 +97,11 @@ def _capsule_spans_np(caps: np.ndarray, height: int, width: int):
     counts = np.maximum(bottom - top + 1, 0)
     owner = np.repeat(np.arange(len(caps)), counts)
     rows = top[owner] + np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
-    pairs = caps[owner]
-    left, right = _capsule_row_intervals_np(pairs, rows.astype(np.float64))
+    left, right = _capsule_row_intervals_np(_capsule_constants_np(caps)[owner], rows.astype(np.float64))
     c0 = np.clip(np.ceil(left), 0, width)
     c1 = np.clip(np.floor(right), -1, width - 1)
     ok = c0 <= c1
-    return pairs[ok, 0].astype(np.int64), rows[ok], c0[ok].astype(np.int64), c1[ok].astype(np.int64)
+    return caps[owner[ok], 0].astype(np.int64), rows[ok], c0[ok].astype(np.int64), c1[ok].astype(np.int64)
 
 
 def _box_spans_np(boxes: np.ndarray, height: int, width: int):
@@ -139,7 +146,7 @@ def rasterise_numpy(
 
 
 def _linear_interval_torch(alpha: Tensor, low: Tensor, high: Tensor) -> tuple[Tensor, Tensor]:
-    """Torch twin of ``_linear_interval_np``."""
+    """Solutions X of low ≤ alpha·X ≤ high as [left, right] (empty: left = +inf, right = −inf)."""
     zero = alpha == 0
     safe = torch.where(zero, torch.ones_like(alpha), alpha)
     a, b = low / safe, high / safe
@@ -152,7 +159,11 @@ def _linear_interval_torch(alpha: Tensor, low: Tensor, high: Tensor) -> tuple[Te
 
 
 def _capsule_row_intervals_torch(caps: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
-    """Torch twin of ``_capsule_row_intervals_np``."""
+    """Column interval [left, right] that each capsule (one row of ``caps`` per pixel row) cuts from its row.
+
+    The same union of end-disc and body intervals as ``_capsule_row_intervals_np``, written with the body's
+    two linear inequalities solved per pair (and axis-parallel segments handled exactly).
+    """
     ax, ay, bx, by, r = caps[:, 1], caps[:, 2], caps[:, 3], caps[:, 4], caps[:, 5]
     dx, dy = bx - ax, by - ay
     length = torch.hypot(dx, dy)
