@@ -95,12 +95,13 @@ def build(args, variant: Variant, with_vgg: bool) -> Callable[[], None]:
         extractor = extractor.to(memory_format=torch.channels_last)
         images = images.contiguous(memory_format=torch.channels_last)
         masks = masks.contiguous(memory_format=torch.channels_last)
+    model.check_mask_values = False  # valid masks: no value check (a device sync and a graph break) in any variant
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-4)
     if variant.compiled:
         model = torch.compile(model)
         extractor = torch.compile(extractor) if with_vgg else extractor
     loss_fn = InpaintingLoss(extractor)
-    loss_fn.check_mask_values = False  # the model has checked the masks already
+    loss_fn.check_mask_values = False
     step = make_step(model, loss_fn, optimizer, variant.bf16, device)
     return lambda: step(images, masks)
 
