@@ -531,6 +531,15 @@ def _to_masks(holes, device: torch.device) -> Tensor:
     return torch.logical_not(holes).to(device=device, dtype=torch.float32).unsqueeze(1)
 
 
+def _masks_of(primitives, n: int, height: int, width: int, device: torch.device) -> Tensor:
+    """Float masks (n, 1, H, W) on ``device`` from primitives (NumPy ones are drawn straight as masks)."""
+    capsules, boxes = primitives
+    if isinstance(capsules, np.ndarray):
+        masks = rasterise_numpy(capsules, boxes, n, height, width, as_masks=True)
+        return torch.from_numpy(masks[:, None]).to(device)
+    return _to_masks(_holes(primitives, n, height, width), device)
+
+
 def _draw(kind: str, n: int, height: int, width: int, seed: int, device: torch.device, backend: str, first: int = 0):
     """Primitives of n masks: NumPy masks first … first + n − 1 of ``seed``, or one torch batch seeded by ``seed``."""
     if backend == "numpy":
@@ -560,7 +569,7 @@ def generate(
     device = torch.device(device)
     backend = _pick_backend(backend, device)
     primitives = _draw(kind, n, height, width, seed, device, backend)
-    return _to_masks(_holes(primitives, n, height, width), device)
+    return _masks_of(primitives, n, height, width, device)
 
 
 def hole_ratio(masks: Tensor) -> Tensor:
@@ -813,7 +822,7 @@ class MaskDataset(Dataset):
         index %= self.length
         height, width = self.size
         primitives = _primitives_numpy(self.kind, [index], height, width, self.seed)
-        return _to_masks(_holes(primitives, 1, height, width), torch.device("cpu"))[0]
+        return _masks_of(primitives, 1, height, width, torch.device("cpu"))[0]
 
 
 class MaskStream(IterableDataset):
@@ -837,7 +846,7 @@ class MaskStream(IterableDataset):
         while True:
             indices = index + workers * np.arange(self.chunk)
             primitives = _primitives_numpy(self.kind, indices, height, width, self.seed)
-            yield from _to_masks(_holes(primitives, self.chunk, height, width), torch.device("cpu"))
+            yield from _masks_of(primitives, self.chunk, height, width, torch.device("cpu"))
             index += workers * self.chunk
 
 

@@ -78,14 +78,13 @@ def _capsule_row_intervals_np(constants: np.ndarray, rows: np.ndarray):
     return np.where(body, np.minimum(left, body_left), left), np.where(body, np.maximum(right, body_right), right)
 
 
-def _fill_spans_np(mask_index, rows, c0, c1, n: int, height: int, width: int) -> np.ndarray:
-    """Hole indicator (n, H, W): every pixel of every column span [c0, c1] on (mask, row) set, in one scatter."""
+def _fill_spans_np(mask_index, rows, c0, c1, out: np.ndarray, value) -> None:
+    """Write ``value`` into every pixel of every column span [c0, c1] on (mask, row) of ``out`` (n, H, W), in one scatter."""
+    _, height, width = out.shape
     starts = (mask_index * height + rows) * width + c0
     lengths = c1 - c0 + 1
     offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
-    out = np.zeros(n * height * width, dtype=bool)
-    out[np.arange(len(offsets)) + offsets] = True
-    return out.reshape(n, height, width)
+    out.reshape(-1)[np.arange(len(offsets)) + offsets] = value
 
 
 def _capsule_spans_np(caps: np.ndarray, height: int, width: int):
@@ -127,13 +126,23 @@ def _grown_np(caps: np.ndarray, boxes: np.ndarray, grow: np.ndarray | None):
 
 
 def rasterise_numpy(
-    capsules: np.ndarray, boxes: np.ndarray, n: int, height: int, width: int, grow: np.ndarray | None = None
+    capsules: np.ndarray,
+    boxes: np.ndarray,
+    n: int,
+    height: int,
+    width: int,
+    grow: np.ndarray | None = None,
+    as_masks: bool = False,
 ) -> np.ndarray:
-    """Hole indicator (n, H, W) bool of capsules (K, 6) and boxes (B, 5), by scan-line spans in NumPy (float64)."""
+    """Hole indicator (n, H, W) bool of capsules (K, 6) and boxes (B, 5), by scan-line spans in NumPy (float64).
+
+    With ``as_masks=True`` the result is float32 masks instead, 1 = known and 0 = hole (written directly,
+    which saves two passes over the pixels).
+    """
     capsules = np.asarray(capsules, dtype=np.float64).reshape(-1, 6)
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 5)
     capsules, boxes = _grown_np(capsules, boxes, grow)
-    out = np.empty((n, height, width), dtype=bool)
+    out = np.ones((n, height, width), dtype=np.float32) if as_masks else np.zeros((n, height, width), dtype=bool)
     per_chunk = max(1, _CHUNK_PIXELS // (height * width))
     for first in range(0, n, per_chunk):
         last = min(n, first + per_chunk)
@@ -141,7 +150,7 @@ def rasterise_numpy(
         bxs = boxes[(boxes[:, 0] >= first) & (boxes[:, 0] < last)]
         caps_spans, box_spans = _capsule_spans_np(caps, height, width), _box_spans_np(bxs, height, width)
         mask_index, rows, c0, c1 = (np.concatenate(parts) for parts in zip(caps_spans, box_spans))
-        out[first:last] = _fill_spans_np(mask_index - first, rows, c0, c1, last - first, height, width)
+        _fill_spans_np(mask_index - first, rows, c0, c1, out[first:last], 0.0 if as_masks else True)
     return out
 
 
