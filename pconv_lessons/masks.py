@@ -99,28 +99,28 @@ MIXED_STROKE_SHARE = 0.5  # LaMa's training generator: irregular (thick) : box =
 # over 2,000 masks at 256² / 600 at 512² (NumPy path, seeds 1000, 1001, …) ± 0.04 (over three standard errors
 # of a 150-mask mean). Measured (mean, std, 5th–95th percentile) at 256²:
 #   shapes 0.274, 0.093, 0.12–0.42     free_form 0.152, 0.080, 0.04–0.29
-#   lama_thin 0.265, 0.120, 0.07–0.44  lama_medium 0.267, 0.076, 0.15–0.40  lama_thick 0.410, 0.196, 0.09–0.72
-#   box 0.210, 0.100, 0.06–0.37        mixed 0.303, 0.186, 0.06–0.67
+#   lama_thin 0.265, 0.120, 0.07–0.44  lama_medium 0.270, 0.076, 0.15–0.40  lama_thick 0.411, 0.197, 0.09–0.73
+#   box 0.210, 0.100, 0.06–0.37        mixed 0.301, 0.185, 0.06–0.67
 # and at 512² (600 masks, seeds 1000…1002):
-#   shapes 0.253, 0.090   free_form 0.155, 0.080   lama_thin 0.273, 0.127   lama_medium 0.344, 0.108
-#   lama_thick 0.471, 0.226   box 0.218, 0.118   mixed 0.343, 0.219
-# LaMa's evaluation sets also drop masks with more than 50 % hole (35 % of lama_thick masks, 17 % of mixed);
+#   shapes 0.253, 0.090   free_form 0.155, 0.080   lama_thin 0.274, 0.128   lama_medium 0.344, 0.110
+#   lama_thick 0.481, 0.221   box 0.218, 0.118   mixed 0.338, 0.214
+# LaMa's evaluation sets also drop masks with more than 50 % hole (34 % of lama_thick masks, 17 % of mixed at 256²);
 # these generators keep them — use generate_in_bucket to control the hole ratio.
 HOLE_RATIO_BANDS: dict[tuple[str, int], tuple[float, float]] = {
     ("shapes", 256): (0.234, 0.314),
     ("free_form", 256): (0.112, 0.192),
     ("lama_thin", 256): (0.225, 0.305),
-    ("lama_medium", 256): (0.227, 0.307),
-    ("lama_thick", 256): (0.370, 0.450),
+    ("lama_medium", 256): (0.230, 0.310),
+    ("lama_thick", 256): (0.371, 0.451),
     ("box", 256): (0.170, 0.250),
-    ("mixed", 256): (0.263, 0.343),
+    ("mixed", 256): (0.261, 0.341),
     ("shapes", 512): (0.213, 0.293),
     ("free_form", 512): (0.115, 0.195),
-    ("lama_thin", 512): (0.233, 0.313),
+    ("lama_thin", 512): (0.234, 0.314),
     ("lama_medium", 512): (0.304, 0.384),
-    ("lama_thick", 512): (0.431, 0.511),
+    ("lama_thick", 512): (0.441, 0.521),
     ("box", 512): (0.178, 0.258),
-    ("mixed", 512): (0.303, 0.383),
+    ("mixed", 512): (0.298, 0.378),
 }
 
 _TWO_PI = 2.0 * math.pi
