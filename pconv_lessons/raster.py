@@ -35,8 +35,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-# NumPy draws this many pixels' worth of masks at a time, so that its temporaries stay in cache.
+# NumPy draws this many pixels' worth of masks at a time, so that its temporaries stay in cache;
+# torch this many, so that a large GPU batch (e.g. 8192 masks at 512²) fits in memory.
 _CHUNK_PIXELS = 1 << 20
+TORCH_CHUNK_PIXELS = 1 << 26
 
 # A segment exactly parallel to an axis gets this (pixel-scale) nudge, so the body's two constraints are
 # always intervals in x; it turns the segment by ~1e-12 rad, which moves no pixel centre off a boundary.
@@ -224,20 +226,8 @@ def _box_spans_torch(boxes: Tensor, height: int, width: int):
     return boxes[owner, 0].long(), rows, c0[owner], c1[owner]
 
 
-def rasterise_torch(
-    capsules: Tensor, boxes: Tensor, n: int, height: int, width: int, grow: Tensor | None = None
-) -> Tensor:
-    """Hole indicator (n, H, W) bool of capsules (K, 6) and boxes (B, 5), by scan-line spans in torch.
-
-    Runs on the primitives' device (float32 on a GPU is exact enough: only pixel centres lying
-    on a stroke's boundary, to within rounding, can differ from the float64 NumPy rasteriser).
-    """
-    if grow is not None:
-        capsules, boxes = capsules.clone(), boxes.clone()
-        capsules[:, 5] += grow[capsules[:, 0].long()]
-        box_grow = grow[boxes[:, 0].long()][:, None]
-        boxes[:, 1:3] -= box_grow
-        boxes[:, 3:5] += box_grow
+def _fill_torch(capsules: Tensor, boxes: Tensor, n: int, height: int, width: int) -> Tensor:
+    """Hole indicator (n, H, W) of primitives whose mask indices lie in 0…n−1."""
     spans = [torch.cat(parts) for parts in zip(_capsule_spans_torch(capsules, height, width),
                                                 _box_spans_torch(boxes, height, width))]
     mask_index, rows, c0, c1 = spans
@@ -250,6 +240,35 @@ def rasterise_torch(
     diff.scatter_add_(0, starts, ones)
     diff.scatter_add_(0, starts + (c1 - c0 + 1), -ones)
     return (torch.cumsum(diff[:-1], 0, dtype=torch.int32) > 0).view(n, height, width)
+
+
+def rasterise_torch(
+    capsules: Tensor, boxes: Tensor, n: int, height: int, width: int, grow: Tensor | None = None
+) -> Tensor:
+    """Hole indicator (n, H, W) bool of capsules (K, 6) and boxes (B, 5), by scan-line spans in torch.
+
+    Runs on the primitives' device (float32 on a GPU is exact enough: only pixel centres lying
+    on a stroke's boundary, to within rounding, can differ from the float64 NumPy rasteriser).
+    Large batches are drawn ``TORCH_CHUNK_PIXELS`` pixels' worth of masks at a time to bound memory.
+    """
+    if grow is not None:
+        capsules, boxes = capsules.clone(), boxes.clone()
+        capsules[:, 5] += grow[capsules[:, 0].long()]
+        box_grow = grow[boxes[:, 0].long()][:, None]
+        boxes[:, 1:3] -= box_grow
+        boxes[:, 3:5] += box_grow
+    per_chunk = max(1, TORCH_CHUNK_PIXELS // (height * width))
+    if n <= per_chunk:
+        return _fill_torch(capsules, boxes, n, height, width)
+    out = torch.empty((n, height, width), dtype=torch.bool, device=capsules.device)
+    for first in range(0, n, per_chunk):
+        last = min(n, first + per_chunk)
+        caps = capsules[(capsules[:, 0] >= first) & (capsules[:, 0] < last)].clone()
+        bxs = boxes[(boxes[:, 0] >= first) & (boxes[:, 0] < last)].clone()
+        caps[:, 0] -= first
+        bxs[:, 0] -= first
+        out[first:last] = _fill_torch(caps, bxs, last - first, height, width)
+    return out
 
 
 def capsule_distance_masks(capsules: Tensor, n: int, height: int, width: int) -> Tensor:

@@ -93,3 +93,13 @@ def test_numpy_masks_output_is_one_minus_the_holes():
     holes = rasterise_numpy(caps, boxes, N_MASKS, HEIGHT, WIDTH)
     masks = rasterise_numpy(caps, boxes, N_MASKS, HEIGHT, WIDTH, as_masks=True)
     assert masks.dtype == np.float32 and np.array_equal(masks, 1.0 - holes.astype(np.float32))
+
+
+def test_torch_chunks_give_the_same_masks(monkeypatch):
+    from pconv_lessons import raster
+
+    caps = torch.from_numpy(_random_capsules(5)).float()
+    boxes = torch.tensor([[0, 3, 4, 10, 20], [2, 30, 5, 40, 25]], dtype=torch.float32)
+    whole = rasterise_torch(caps, boxes, N_MASKS, HEIGHT, WIDTH)
+    monkeypatch.setattr(raster, "TORCH_CHUNK_PIXELS", HEIGHT * WIDTH)  # one mask per chunk
+    assert torch.equal(rasterise_torch(caps, boxes, N_MASKS, HEIGHT, WIDTH), whole)
