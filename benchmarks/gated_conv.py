@@ -7,7 +7,7 @@ alike), and the median over rounds is kept; the script prints ratios (and absolu
 something only on a named GPU).
 
     python benchmarks/gated_conv.py                    # CPU, small sizes
-    python benchmarks/gated_conv.py --device cuda --batch 16 --size 256 --channels 64
+    python benchmarks/gated_conv.py --device cuda --batch 16 --size 256 --channels 64   # bf16 + channels_last
 """
 
 from __future__ import annotations
@@ -72,14 +72,29 @@ def main() -> None:
     with torch.no_grad():
         torch.testing.assert_close(fused(x), two_convs(x), rtol=1e-4, atol=1e-5)
 
+    on_gpu = device.type == "cuda"
+    if on_gpu:  # the course's GPU configuration: bf16 autocast and channels_last
+        for module in (fused, two_convs, partial):
+            module.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_gpu)
+
+    def run(layer, inputs, backward):
+        with autocast:
+            out = layer(*inputs)
+            out = out[0] if isinstance(out, tuple) else out
+        if backward:
+            out.float().sum().backward()
+
     x_grad = x.clone().requires_grad_(True)
     cases = {
-        "fused GatedConv2d": (lambda: fused(x), lambda: fused(x_grad).sum().backward()),
-        "two separate convs": (lambda: two_convs(x), lambda: two_convs(x_grad).sum().backward()),
-        "PartialConv2d": (lambda: partial(x, mask)[0], lambda: partial(x_grad, mask)[0].sum().backward()),
+        "fused GatedConv2d": (lambda: run(fused, (x,), False), lambda: run(fused, (x_grad,), True)),
+        "two separate convs": (lambda: run(two_convs, (x,), False), lambda: run(two_convs, (x_grad,), True)),
+        "PartialConv2d": (lambda: run(partial, (x, mask), False), lambda: run(partial, (x_grad, mask), True)),
     }
-    print(f"device {device}, batch {args.batch}, {channels}→{channels} channels, {args.size}×{args.size}, "
-          f"kernel {args.kernel}, {torch.get_num_threads()} thread(s)")
+    where = torch.cuda.get_device_name(device) + ", bf16 autocast, channels_last" if on_gpu else \
+        f"CPU fp32, {torch.get_num_threads()} thread(s)"
+    print(f"{where}; batch {args.batch}, {channels}→{channels} channels, {args.size}×{args.size}, kernel {args.kernel}")
     rounds: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
     for _ in range(args.rounds):
         for name, (forward, forward_backward) in cases.items():
