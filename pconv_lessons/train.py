@@ -425,7 +425,8 @@ class Trainer:
 
     # ---- data
 
-    def _batches(self) -> Iterator[tuple[Tensor, Tensor]]:
+    def batches(self) -> Iterator[tuple[Tensor, Tensor]]:
+        """Endless (image, mask) batches on the device, from the run's current position in the data stream."""
         workers = self.config.num_workers if self.config.num_workers is not None else default_num_workers()
         loader = torch.utils.data.DataLoader(
             self.pairs, batch_size=self.config.batch_size, sampler=_StreamSampler(self.samples_seen),
@@ -480,7 +481,7 @@ class Trainer:
         started = time.monotonic() - self.elapsed_seconds
         self.out.mkdir(parents=True, exist_ok=True)
         bar = tqdm(total=config.steps, initial=self.step, disable=not self.progress, desc=config.model)
-        batches = self._batches()
+        batches = self.batches()
         try:
             while self.step < config.steps:
                 if time.monotonic() - started >= budget:

@@ -119,12 +119,14 @@ def plot_loss_curves(
 ) -> Figure:
     """One log-scale panel per loss term of a training history (a list of ``{"step": s, term: value}``).
 
-    ``marks`` draws labelled vertical lines (e.g. ``{"fine-tune": 800}``); ``smooth`` > 1 adds a moving
-    average over that many steps on top of the raw curve.
+    Terms that are 0 throughout (e.g. a loss switched off) get no panel. ``marks`` draws labelled vertical
+    lines (e.g. ``{"fine-tune": 800}``); ``smooth`` > 1 adds a moving average over that many steps.
     """
     if not history:
         raise ValueError("plot_loss_curves needs a non-empty history")
-    terms = [name for name in history[-1] if name != "step"]
+    terms = [name for name in history[-1] if name != "step" and any(entry.get(name, 0.0) != 0.0 for entry in history)]
+    if not terms:
+        raise ValueError("plot_loss_curves: every loss term in the history is 0")
     steps = np.array([entry["step"] for entry in history])
     ncols = min(3, len(terms))
     nrows = -(-len(terms) // ncols)
@@ -145,5 +147,7 @@ def plot_loss_curves(
             axis.set_yscale("log")
         axis.set_title(name, fontsize=10)
         axis.set_xlabel("step")
+    if smooth > 1:
+        axes.flat[0].legend(fontsize=8)
     figure.tight_layout()
     return figure

@@ -94,7 +94,7 @@ def test_finetune_phase_lowers_lr_and_freezes_encoder_batchnorm(tmp_path):
                          model_args={"layer_size": 3, "base_channels": 4}, loss_args={"vgg_weights": "none"},
                          sample_every=0)
     trainer = Trainer(config, progress=False)
-    batches = trainer._batches()
+    batches = trainer.batches()
     for _ in range(2):
         trainer.train_step(*next(batches))
     encoder_norms = [m for m in trainer.model.encoder.modules() if isinstance(m, nn.BatchNorm2d)]
@@ -159,3 +159,28 @@ def test_a_registered_multi_phase_model_trains_saves_and_reloads(tmp_path, monke
 def test_unknown_model_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="unknown model 'nope'"):
         main([*TINY, "--model", "nope", "--out", str(tmp_path), "--steps", "1"])
+
+
+def test_loss_curve_plot_skips_zero_terms_and_marks_the_fine_tune_step():
+    from pconv_lessons.viz import plot_loss_curves
+
+    history = [{"step": s, "hole": 1.0 / s, "style": 0.0, "total": 2.0 / s} for s in range(1, 21)]
+    figure = plot_loss_curves(history, marks={"fine-tune": 10}, smooth=5)
+    titled = [axis for axis in figure.axes if axis.get_title()]
+    assert [axis.get_title() for axis in titled] == ["hole", "total"]
+    assert all(axis.get_yscale() == "log" for axis in titled)
+    assert any(text.get_text().strip() == "fine-tune" for text in titled[0].texts)
+    with pytest.raises(ValueError, match="non-empty"):
+        plot_loss_curves([])
+
+
+def test_sample_grid_composites_the_prediction_into_the_holes():
+    from pconv_lessons.viz import inpainting_grid
+
+    image = torch.zeros(2, 3, 8, 8)
+    mask = torch.ones(2, 1, 8, 8)
+    mask[..., :4] = 0
+    figure = inpainting_grid(image, mask, torch.ones(2, 3, 8, 8), title="step 1")
+    composite_panel = figure.axes[2].get_images()[0].get_array()
+    assert composite_panel[:, :4].min() == 1.0 and composite_panel[:, 4:].max() == 0.0
+    assert len(figure.axes) == 8 and figure.axes[2].get_title() == "composite"
