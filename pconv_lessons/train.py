@@ -473,7 +473,10 @@ class Trainer:
         return logged
 
     def train(self) -> list[dict[str, float]]:
-        """Train until ``config.steps`` (or ``max_minutes``); save checkpoint, samples and curves; return history."""
+        """Train until ``config.steps`` or ``max_minutes``; save checkpoint, samples and curves; return the history.
+
+        ``max_minutes`` bounds the run's training time summed over all its resumes (like ``steps``, a total).
+        """
         from tqdm.auto import tqdm
 
         config = self.config
@@ -585,7 +588,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=1000, help="total steps (also when resuming)")
-    parser.add_argument("--max-minutes", type=float, default=None, help="stop cleanly after this wall time")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="stop cleanly once the run's training time (summed over resumes) reaches this")
     parser.add_argument("--out", required=True, help="run folder: last.pt, samples/, losses.csv, loss_curve.png")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1, …")
