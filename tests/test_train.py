@@ -11,7 +11,17 @@ from pconv_lessons.train import Objective, TrainConfig, Trainer, load_checkpoint
 
 TINY = ["--model", "pconv", "--data", "sample", "--image-size", "32", "--batch-size", "2",
         "--model-arg", "layer_size=3", "--model-arg", "base_channels=4", "--loss-arg", "vgg_weights=none",
-        "--num-workers", "0", "--sample-every", "0", "--checkpoint-every", "10", "--no-progress", "--seed", "3"]
+        "--num-workers", "0", "--sample-every", "0", "--checkpoint-every", "10", "--no-progress", "--seed", "3",
+        "--threads", "1"]  # one thread: tiny convolutions lose more to thread hand-offs than they gain
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _restore_thread_count():
+    """``--threads`` sets torch's global thread count; give the rest of the suite its own back (module scope,
+    autouse: set up before the module-scoped run below)."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 def cli(out, steps, *extra):
@@ -184,3 +194,14 @@ def test_sample_grid_composites_the_prediction_into_the_holes():
     composite_panel = figure.axes[2].get_images()[0].get_array()
     assert composite_panel[:, :4].min() == 1.0 and composite_panel[:, 4:].max() == 0.0
     assert len(figure.axes) == 8 and figure.axes[2].get_title() == "composite"
+
+
+def test_exported_model_is_slim_and_predicts_like_the_training_checkpoint(uninterrupted, tmp_path):
+    train.export_model(uninterrupted / "last.pt", tmp_path / "small.pt")
+    slim = load_checkpoint(tmp_path / "small.pt")
+    assert "optimizers" not in slim and "rng" not in slim and slim["step"] == 30
+    image, mask = torch.rand(1, 3, 24, 24), (torch.rand(1, 1, 24, 24) > 0.3).float()
+    with torch.no_grad():
+        expected = load_model(uninterrupted / "last.pt")(image * mask, mask)
+        assert torch.equal(load_model(tmp_path / "small.pt")(image * mask, mask), expected)
+    assert (tmp_path / "small.pt").stat().st_size < (uninterrupted / "last.pt").stat().st_size / 2
