@@ -77,7 +77,10 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=64, help="JPEG files in the temporary folder")
     parser.add_argument("--file-size", type=int, default=256, help="side of each JPEG (Places365-small: 256)")
     parser.add_argument("--seconds", type=float, default=10.0, help="time per measurement")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads for the training step")
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     masks = MaskSource(args.mask_kind)
     with tempfile.TemporaryDirectory() as folder:
@@ -96,7 +99,7 @@ def main() -> None:
 
     print(f"PConv U-Net layer_size={args.layer_size} base_channels={args.base_channels}, "
           f"{args.image_size}² × batch {args.batch_size}, loss network: {args.vgg_weights}, "
-          f"device {resolve_device(args.device)}, {args.workers} DataLoader workers, masks {args.mask_kind}")
+          f"device {resolve_device(args.device)} ({torch.get_num_threads()} torch threads), {args.workers} DataLoader workers, masks {args.mask_kind}")
     print(f"image folder (JPEG {args.file_size}² decode + resize + crop + mask): {folder_rate:8.1f} samples/s")
     print(f"sample photos (crop + resize + mask):                  {sample_rate:8.1f} samples/s")
     print(f"training step:                                         {train_rate:8.1f} samples/s")

@@ -205,3 +205,17 @@ def test_exported_model_is_slim_and_predicts_like_the_training_checkpoint(uninte
         expected = load_model(uninterrupted / "last.pt")(image * mask, mask)
         assert torch.equal(load_model(tmp_path / "small.pt")(image * mask, mask), expected)
     assert (tmp_path / "small.pt").stat().st_size < (uninterrupted / "last.pt").stat().st_size / 2
+
+
+@pytest.mark.gpu
+def test_cuda_run_uses_bf16_autocast_and_channels_last(tmp_path):
+    config = TrainConfig(image_size=64, batch_size=4, steps=3, out=str(tmp_path), device="cuda", num_workers=0,
+                         model_args={"layer_size": 4, "base_channels": 8}, loss_args={"vgg_weights": "random"},
+                         sample_every=0)
+    trainer = Trainer(config, progress=False)
+    assert trainer.dtype == torch.bfloat16 and not trainer.scaler.is_enabled()
+    weight = trainer.model.encoder[1].conv.weight
+    assert weight.is_contiguous(memory_format=torch.channels_last)
+    history = trainer.train()
+    assert len(history) == 3 and all(torch.isfinite(torch.tensor(entry["total"])) for entry in history)
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 3
