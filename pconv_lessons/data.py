@@ -149,9 +149,10 @@ def _crop(image: Tensor, size: int, rng: np.random.Generator | None) -> Tensor:
 class InpaintingPairs(torch.utils.data.Dataset):
     """Base of the (image, mask) data sets: ``pairs[i] -> (image (3, S, S), mask (1, S, S))``.
 
-    Any index ``i >= 0`` is valid (the stream is endless); ``len()`` is the number of distinct
-    source images. With ``train=True`` crops are random and flipped; otherwise they are fixed by ``i``
-    alone, which makes a reproducible evaluation set.
+    Any index ``i >= 0`` is valid (the stream is endless: pass ``i`` through shuffled passes over the
+    sources); ``len()`` is the number of distinct source images. Sample ``i`` is fixed by ``(seed, i)``,
+    so a ``train=False`` stream is a reproducible evaluation set; ``train=True`` adds random flips (and,
+    for folders, random instead of centre crops).
     """
 
     def __init__(self, image_size: int, mask_fn: MaskFn | None, seed: int, train: bool) -> None:
