@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from pconv_lessons.checks import check_batch, check_mask
+from pconv_lessons.models.compositing import composite
 
 SSIM_SIGMA = 1.5
 SSIM_WINDOW = 11  # 2·round(3.5·σ) + 1: the Gaussian truncated at 3.5 σ, as scikit-image and torchmetrics do
@@ -199,11 +200,6 @@ def _predict(name: str, method: Method, images: Tensor, masks: Tensor) -> Tensor
     if not torch.isfinite(prediction).all():
         raise ValueError(f"method {name!r} returned NaN or infinite values")
     return prediction
-
-
-def composite(prediction: Tensor, image: Tensor, mask: Tensor) -> Tensor:
-    """Known pixels from the image, holes from the prediction: mask·image + (1 − mask)·prediction."""
-    return mask * image + (1.0 - mask) * prediction
 
 
 @dataclass(frozen=True)
