@@ -156,6 +156,8 @@ def compare_methods(
 ) -> Figure:
     """One row per example: input with holes tinted, each method's composite (titled with its PSNR), original.
 
+    The input and original columns are titled in the first row only; ``row_titles`` label the rows.
+
     ``images`` (N, 3, H, W) in [0, 1], ``masks`` (N, 1, H, W) with 1 = known, ``predictions`` name → (N, 3, H, W).
     """
     from pconv_lessons.metrics import psnr
@@ -171,9 +173,10 @@ def compare_methods(
     ncols = len(composites) + 2
     figure, axes = plt.subplots(len(images), ncols, figsize=(ncols * size, len(images) * (size + 0.3)), squeeze=False)
     for row in range(len(images)):
-        cells = [(overlay_holes(images[row], masks[row]), "input (holes in magenta)")]
+        first = row == 0
+        cells = [(overlay_holes(images[row], masks[row]), "input (holes in magenta)" if first else "")]
         cells += [(composites[name][row], f"{name}\nPSNR {scores[name][row]:.1f} dB") for name in composites]
-        cells.append((images[row], "original"))
+        cells.append((images[row], "original" if first else ""))
         for col, (picture, title) in enumerate(cells):
             axes[row, col].imshow(to_numpy_image(picture), vmin=0.0, vmax=1.0)
             axes[row, col].set_xticks([])

@@ -17,7 +17,7 @@ def test_compare_methods_titles_each_composite_with_its_psnr():
     assert len(axes) == 2 * 4
     expected = metrics.psnr(masks * images + (1 - masks) * 0.5, images)
     assert axes[2].get_title() == f"grey\nPSNR {expected[0]:.1f} dB"
-    assert axes[4].get_ylabel() == "b" and axes[3].get_title() == "original"
+    assert axes[4].get_ylabel() == "b" and axes[3].get_title() == "original" and axes[7].get_title() == ""
     with pytest.raises(ValueError, match="row titles"):
         viz.compare_methods(images, masks, predictions, row_titles=["a"])
 
