@@ -90,15 +90,22 @@ MaskFn = Callable[[int, int], Tensor]
 
 
 class MaskSource:
-    """One mask of a ``pconv_lessons.masks`` family per call: ``MaskSource("mixed")(size, seed) -> (1, size, size)``."""
+    """One mask per call from ``pconv_lessons.masks``: ``MaskSource("free_form")(size, seed) -> (1, size, size)``.
 
-    def __init__(self, kind: str = "mixed") -> None:
+    ``kind`` may name several families separated by commas (``"free_form,mixed"``); each seed then picks
+    one of them in turn, so the families are mixed in equal parts.
+    """
+
+    def __init__(self, kind: str = "free_form") -> None:
         self.kind = kind
+        self.kinds = tuple(part.strip() for part in kind.split(",") if part.strip())
+        if not self.kinds:
+            raise ValueError(f"mask kind must name at least one mask family, got {kind!r}")
 
     def __call__(self, size: int, seed: int) -> Tensor:
         from pconv_lessons.masks import generate
 
-        return generate(self.kind, 1, size, seed=seed)[0]
+        return generate(self.kinds[seed % len(self.kinds)], 1, size, seed=seed)[0]
 
     def __repr__(self) -> str:
         return f"MaskSource({self.kind!r})"
@@ -151,7 +158,7 @@ class InpaintingPairs(torch.utils.data.Dataset):
         if image_size < 8:
             raise ValueError(f"image_size must be at least 8 pixels, got {image_size}")
         self.image_size = image_size
-        self.mask_fn = mask_fn if mask_fn is not None else MaskSource("mixed")
+        self.mask_fn = mask_fn if mask_fn is not None else MaskSource()
         self.seed = seed
         self.train = train
 

@@ -56,7 +56,7 @@ class TrainConfig:
 
     ``finetune_step=None`` starts the fine-tune phase (lower lr, frozen encoder BN; models that have
     one) after 80% of ``steps``. ``model_args`` go to the model's builder (PConv: ``base_channels``,
-    ``layer_size``), ``loss_args`` to its objective (PConv: ``vgg_weights``, ``weights``).
+    ``layer_size``), ``loss_args`` to its objective (PConv: ``vgg_weights`` and ``weights``, see ``PConvObjective``).
     ``precision="auto"`` is bf16 autocast on CUDA and float32 on the CPU. ``num_workers=None`` uses
     ``default_num_workers()`` DataLoader workers.
     """
@@ -70,7 +70,7 @@ class TrainConfig:
     lr: float = 2e-4
     finetune_lr: float = 5e-5
     finetune_step: int | None = None
-    mask_kind: str = "mixed"
+    mask_kind: str = "free_form"
     model_args: dict[str, Any] = field(default_factory=dict)
     loss_args: dict[str, Any] = field(default_factory=dict)
     max_minutes: float | None = None
@@ -128,15 +128,32 @@ class Objective:
         raise NotImplementedError(f"{type(self).__name__} must define loss()")
 
 
+class NoFeatures(nn.Module):
+    """A loss network that returns no feature maps: the perceptual and style terms become 0 and cost nothing."""
+
+    def forward(self, images: Tensor) -> tuple[Tensor, ...]:
+        return ()
+
+
 class PConvObjective(Objective):
-    """The PConv paper's loss (``InpaintingLoss``) and two-phase schedule (BN frozen in the encoder)."""
+    """The PConv paper's loss (``InpaintingLoss``) and two-phase schedule (BN frozen in the encoder).
+
+    ``loss_args``: ``vgg_weights`` — ``"imagenet"`` (the paper's choice; cached or downloaded once),
+    a weights file, ``"random"`` (default: random-init VGG16, offline, announced by a warning) or
+    ``"none"`` (no loss network: only the valid, hole and TV terms, much cheaper on a CPU) — and
+    ``weights``, overrides of the paper's loss weights, e.g. ``{"style": 250}``.
+    """
 
     def __init__(self, config: TrainConfig, device: torch.device) -> None:
         from pconv_lessons.losses import InpaintingLoss, VGG16Features
 
         super().__init__(config)
         args = dict(config.loss_args)
-        extractor = VGG16Features(weights=args.pop("vgg_weights", None)).to(device).eval()
+        vgg_weights = args.pop("vgg_weights", "random")
+        if vgg_weights == "none":
+            extractor: nn.Module = NoFeatures()
+        else:
+            extractor = VGG16Features(weights=None if vgg_weights == "random" else vgg_weights).eval()
         self.criterion = InpaintingLoss(extractor, **args).to(device)
 
     def finetuning(self, step: int) -> bool:
@@ -146,26 +163,11 @@ class PConvObjective(Objective):
         return self.config.finetune_lr if self.finetuning(step) else self.config.lr
 
     def begin_step(self, step: int, model: nn.Module) -> None:
+        model.freeze_encoder_batchnorm(self.finetuning(step))
         model.train()
-        if self.finetuning(step):
-            freeze_encoder_batchnorm(model)
 
     def loss(self, phase: str, model: nn.Module, image: Tensor, mask: Tensor, cache: dict) -> dict[str, Tensor]:
         return self.criterion(self.predict(model, image, mask), image, mask)
-
-
-def freeze_encoder_batchnorm(model: nn.Module) -> None:
-    """Put every BatchNorm in ``model.encoder`` in eval mode: running statistics are used and not updated.
-
-    Their affine weights keep learning (as in the paper's fine-tune phase). Must be called after every
-    ``model.train()``, which switches them back.
-    """
-    encoder = getattr(model, "encoder", None)
-    if not isinstance(encoder, nn.Module):
-        raise ValueError(f"{type(model).__name__} has no .encoder module whose batch norms could be frozen")
-    for module in encoder.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.eval()
 
 
 # ------------------------------------------------------------------------------------------- registry
@@ -333,7 +335,8 @@ class Trainer:
     """Trains ``config.model`` on ``config.data``; ``train()`` runs to ``config.steps`` or the time budget.
 
     ``resume=True`` continues from ``OUT/last.pt`` exactly where it stopped; the saved config is used,
-    except ``steps``, ``max_minutes``, ``device`` and ``num_workers``, which come from ``config``.
+    except ``steps``, ``max_minutes``, ``device`` and ``num_workers``, which come from ``config``, and
+    ``finetune_step`` where ``config`` sets it (to move the fine-tune phase of a run under way).
     ``mask_fn`` replaces the mask generator (``MaskSource(config.mask_kind)``) — handy in tests.
     """
 
@@ -343,8 +346,11 @@ class Trainer:
         checkpoint = load_checkpoint(self.out / CHECKPOINT_NAME) if resume else None
         if checkpoint is not None:
             saved = config_from_dict(checkpoint["config"])
-            config = dataclasses.replace(saved, steps=config.steps, max_minutes=config.max_minutes,
-                                         device=config.device, num_workers=config.num_workers, out=config.out)
+            overrides = {"steps": config.steps, "max_minutes": config.max_minutes, "device": config.device,
+                         "num_workers": config.num_workers, "out": config.out}
+            if config.finetune_step is not None:
+                overrides["finetune_step"] = config.finetune_step
+            config = dataclasses.replace(saved, **overrides)
         if config.finetune_step is None:
             config = dataclasses.replace(config, finetune_step=config.resolved_finetune_step())
         self.config = config
@@ -586,7 +592,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--finetune-lr", type=float, default=5e-5)
     parser.add_argument("--finetune-step", type=int, default=None, help="default: 80%% of --steps")
-    parser.add_argument("--mask-kind", default="mixed", help="a pconv_lessons.masks family")
+    parser.add_argument("--mask-kind", default="free_form", help="a pconv_lessons.masks family")
     parser.add_argument("--model-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                         help="model knob, e.g. base_channels=16 (repeatable; values parsed as JSON)")
     parser.add_argument("--loss-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
