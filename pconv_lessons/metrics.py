@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from pconv_lessons.checks import check_batch, check_mask
+from pconv_lessons.masks import PAPER_BUCKETS, generate_in_bucket, hole_ratio
 from pconv_lessons.models.compositing import composite
 
 SSIM_SIGMA = 1.5
@@ -136,11 +137,6 @@ PAPER_METRICS: tuple[Metric, ...] = (
 )
 
 
-def hole_ratio(masks: Tensor) -> Tensor:
-    """Fraction of hole pixels (mask 0) per mask (N,)."""
-    return 1.0 - masks.float().mean(dim=(1, 2, 3))
-
-
 def bucket_label(bucket: Bucket) -> str:
     low, high = bucket
     return f"({low:g}, {high:g}]"
@@ -155,8 +151,6 @@ def bucket_masks(
     buckets: Sequence[Bucket] | None = None,
 ) -> dict[Bucket, Tensor]:
     """``count`` masks (count, 1, H, W) per hole-ratio bucket (default: the six paper buckets), seeded."""
-    from pconv_lessons.masks import PAPER_BUCKETS, generate_in_bucket
-
     chosen = PAPER_BUCKETS if buckets is None else buckets
     return {
         tuple(bucket): generate_in_bucket(kind, count, size, tuple(bucket), seed=seed * 1000 + index, device=device)
@@ -182,7 +176,7 @@ def _check_bucket_masks(masks: Tensor, bucket: Bucket, images: Tensor) -> None:
     check_mask(masks, images)
     low, high = bucket
     ratios = hole_ratio(masks)
-    outside = ((ratios <= low - 1e-6) | (ratios > high + 1e-6)).nonzero().flatten().tolist()
+    outside = ((ratios <= low) | (ratios > high)).nonzero().flatten().tolist()
     if outside:
         first = outside[0]
         raise ValueError(
