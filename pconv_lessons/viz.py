@@ -180,7 +180,7 @@ def compare_methods(
         cells += [(composites[name][row], f"{name}\nPSNR {scores[name][row]:.1f} dB") for name in composites]
         cells.append((images[row], "original" if first else ""))
         for col, (picture, title) in enumerate(cells):
-            axes[row, col].imshow(to_numpy_image(picture), vmin=0.0, vmax=1.0)
+            axes[row, col].imshow(to_numpy_image(picture), vmin=0.0, vmax=1.0, interpolation="nearest")
             axes[row, col].set_xticks([])
             axes[row, col].set_yticks([])
             axes[row, col].set_title(title, fontsize=8)
