@@ -6,7 +6,7 @@ Images are tensors (3, H, W) / (1, 3, H, W) in [0, 1], masks (1, H, W) / (1, 1, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -149,5 +149,65 @@ def plot_loss_curves(
         axis.set_xlabel("step")
     if smooth > 1:
         axes.flat[0].legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def compare_methods(
+    images: Tensor,
+    masks: Tensor,
+    predictions: Mapping[str, Tensor],
+    row_titles: Sequence[str] | None = None,
+    size: float = 2.2,
+) -> Figure:
+    """One row per example: input with holes tinted, each method's composite (titled with its PSNR), original.
+
+    The input and original columns are titled in the first row only; ``row_titles`` label the rows.
+
+    ``images`` (N, 3, H, W) in [0, 1], ``masks`` (N, 1, H, W) with 1 = known, ``predictions`` name → (N, 3, H, W).
+    """
+    from pconv_lessons.metrics import psnr
+
+    images, masks = images.detach().float().cpu(), masks.detach().float().cpu()
+    composites = {
+        name: masks * images + (1 - masks) * prediction.detach().float().cpu().clamp(0, 1)
+        for name, prediction in predictions.items()
+    }
+    scores = {name: psnr(composite, images) for name, composite in composites.items()}
+    if row_titles is not None and len(row_titles) != len(images):
+        raise ValueError(f"got {len(images)} examples but {len(row_titles)} row titles")
+    ncols = len(composites) + 2
+    figure, axes = plt.subplots(len(images), ncols, figsize=(ncols * size, len(images) * (size + 0.3)), squeeze=False)
+    for row in range(len(images)):
+        first = row == 0
+        cells = [(overlay_holes(images[row], masks[row]), "input (holes in magenta)" if first else "")]
+        cells += [(composites[name][row], f"{name}\nPSNR {scores[name][row]:.1f} dB") for name in composites]
+        cells.append((images[row], "original" if first else ""))
+        for col, (picture, title) in enumerate(cells):
+            axes[row, col].imshow(to_numpy_image(picture), vmin=0.0, vmax=1.0, interpolation="nearest")
+            axes[row, col].set_xticks([])
+            axes[row, col].set_yticks([])
+            axes[row, col].set_title(title, fontsize=8)
+        if row_titles is not None:
+            axes[row, 0].set_ylabel(row_titles[row], fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def plot_bucket_scores(evaluation, metric_names: Sequence[str] | None = None) -> Figure:
+    """One panel per metric of a ``metrics.BucketEvaluation``: mean score per hole-ratio bucket, one line per method."""
+    names = [metric.name for metric in evaluation.metrics] if metric_names is None else list(metric_names)
+    labels = evaluation.row_labels[:-1]
+    figure, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.2), squeeze=False)
+    for axis, name in zip(axes.flat, names):
+        for method in evaluation.methods:
+            means = evaluation.per_image(name, method).mean(dim=1).numpy()
+            axis.plot(range(len(labels)), means, marker="o", label=method)
+        axis.set_xticks(range(len(labels)))
+        axis.set_xticklabels(labels, rotation=30, fontsize=8)
+        axis.set_xlabel("hole ratio")
+        axis.set_title(name, fontsize=10)
+        axis.grid(alpha=0.3)
+    axes.flat[0].legend(fontsize=8)
     figure.tight_layout()
     return figure
