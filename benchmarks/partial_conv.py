@@ -45,6 +45,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--channels", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--fp32", action="store_true", help="on CUDA: plain fp32 instead of bf16 + channels_last")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     return parser.parse_args()
 
 
@@ -62,6 +63,21 @@ def step(name: str, layer: nn.Module, x: torch.Tensor, mask: torch.Tensor, autoc
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
         out = layer(x) if name == "nn.Conv2d" else layer(x, mask)[0]
     out.float().square().mean().backward()
+
+
+def mask_path_share(layer: PartialConv2d, x: torch.Tensor, mask: torch.Tensor, repeats: int) -> float:
+    """Median forward time of the mask path (sum(M) conv + scale) over that of the feature conv, interleaved."""
+    mask_times, conv_times = [], []
+    with torch.no_grad():
+        for _ in range(repeats):
+            for record, run in ((mask_times, lambda: layer.mask_scale(mask)),
+                                (conv_times, lambda: layer._conv_forward(x, layer.weight, None))):
+                synchronize(x.device)
+                start = time.perf_counter()
+                run()
+                synchronize(x.device)
+                record.append(time.perf_counter() - start)
+    return statistics.median(mask_times) / statistics.median(conv_times)
 
 
 def synchronize(device: torch.device) -> None:
@@ -94,6 +110,8 @@ def peak_bytes(name, layer, x, mask, autocast) -> int:
 
 def main() -> None:
     args = parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     on_cuda = device.type == "cuda"
     batch = args.batch or (16 if on_cuda else 4)
@@ -125,12 +143,16 @@ def main() -> None:
     where = torch.cuda.get_device_name(device) if on_cuda else "CPU"
     precision = "bf16 autocast + channels_last" if autocast else "fp32"
     memory_kind = "peak allocated" if on_cuda else "saved for backward"
-    print(f"{where}, {precision}: N={batch}, {args.channels}->{args.channels}, 3x3, {size}x{size}, "
+    threads = f", {torch.get_num_threads()} threads" if not on_cuda else ""
+    print(f"{where}{threads}, {precision}: N={batch}, {args.channels}->{args.channels}, 3x3, {size}x{size}, "
           f"{args.repeats} interleaved repeats, forward+backward")
     print(f"{'layer':<15} {'time ratio':>11} {'memory ratio':>13}   ({memory_kind})")
     for name in layers:
         print(f"{name:<15} {median[name] / median['nn.Conv2d']:>10.2f}x {memory[name] / memory['nn.Conv2d']:>12.2f}x")
     print(f"PartialConv2d is {median['naive partial'] / median['PartialConv2d']:.2f}x faster than the naive version")
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+        share = mask_path_share(layers["PartialConv2d"], x, mask, args.repeats)
+    print(f"mask path forward = {100 * share:.1f}% of the feature conv forward")
     if on_cuda:
         print("absolute medians: " + ", ".join(f"{name} {median[name] * 1e3:.2f} ms" for name in layers))
 

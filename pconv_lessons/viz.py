@@ -153,6 +153,41 @@ def plot_loss_curves(
     return figure
 
 
+def show_hole_ratio_histograms(
+    ratios: dict[str, Tensor | np.ndarray],
+    buckets: Sequence[tuple[float, float]] = (),
+    ncols: int = 3,
+    bins: int = 40,
+    size: float = 3.0,
+) -> Figure:
+    """One histogram of hole ratios per entry of ``ratios`` (name → values in [0, 1]), buckets shaded in grey.
+
+    Each panel is titled with its name, mean and standard deviation; the x axis is the hole ratio
+    from 0 to 1, the y axis the share of masks per bin (in %).
+    """
+    if not ratios:
+        raise ValueError("show_hole_ratio_histograms needs at least one set of hole ratios")
+    count = len(ratios)
+    ncols = min(count, ncols)
+    nrows = -(-count // ncols)
+    figure, axes = plt.subplots(nrows, ncols, figsize=(size * 1.3 * ncols, size * nrows), squeeze=False)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    for axis in axes.flat[count:]:
+        axis.axis("off")
+    for axis, (name, values) in zip(axes.flat, ratios.items()):
+        values = values.detach().double().cpu().numpy() if isinstance(values, Tensor) else np.asarray(values, float)
+        for index, (low, high) in enumerate(buckets):
+            axis.axvspan(low, high, color="0.85" if index % 2 == 0 else "0.93", zorder=0)
+        weights = np.full(len(values), 100.0 / max(len(values), 1))
+        axis.hist(values, bins=edges, weights=weights, color="tab:blue", zorder=1)
+        axis.set_xlim(0, 1)
+        axis.set_title(f"{name}\nmean {values.mean():.2f}, std {values.std():.2f}", fontsize=10)
+        axis.set_xlabel("hole ratio", fontsize=9)
+        axis.set_ylabel("% of masks", fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
 def compare_methods(
     images: Tensor,
     masks: Tensor,
@@ -209,5 +244,44 @@ def plot_bucket_scores(evaluation, metric_names: Sequence[str] | None = None) ->
         axis.set_title(name, fontsize=10)
         axis.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def show_heatmaps(
+    maps: Sequence[Tensor | np.ndarray],
+    titles: Sequence[str] | None = None,
+    ncols: int | None = None,
+    size: float = 3.0,
+    cmap: str = "magma",
+    shared_scale: bool = False,
+) -> Figure:
+    """Show 2-D maps of any range (error maps, feature maps, Gram matrices), each with its colour bar.
+
+    Maps are (H, W) or anything that squeezes to it. Each panel gets its own colour range unless
+    ``shared_scale``, which puts every panel on the range of all maps together (to compare magnitudes).
+    """
+    arrays = [np.asarray(m.detach().float().cpu().squeeze() if isinstance(m, Tensor) else m, dtype=float) for m in maps]
+    if not arrays:
+        raise ValueError("show_heatmaps needs at least one map")
+    if any(a.ndim != 2 for a in arrays):
+        raise ValueError(f"every map must be 2-D, got shapes {[a.shape for a in arrays]}")
+    if titles is not None and len(titles) != len(arrays):
+        raise ValueError(f"got {len(arrays)} maps but {len(titles)} titles")
+    ncols = min(len(arrays), ncols or len(arrays))
+    nrows = -(-len(arrays) // ncols)
+    low = min(a.min() for a in arrays) if shared_scale else None
+    high = max(a.max() for a in arrays) if shared_scale else None
+    figure, axes = plt.subplots(nrows, ncols, figsize=(size * ncols * 1.2, size * nrows), squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        if index >= len(arrays):
+            axis.axis("off")
+            continue
+        shown = axis.imshow(arrays[index], cmap=cmap, vmin=low, vmax=high)
+        axis.set_xticks([])
+        axis.set_yticks([])
+        if titles is not None:
+            axis.set_title(titles[index], fontsize=10)
+        figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.04)
     figure.tight_layout()
     return figure
