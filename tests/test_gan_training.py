@@ -35,7 +35,7 @@ def test_one_gan_step_updates_both_networks_and_stays_finite(tmp_path):
     generator_before = _copy(trainer.model)
     discriminator = trainer.objective.discriminator
     discriminator_before = _copy(discriminator)
-    image, mask = next(trainer._batches())
+    image, mask = next(trainer.batches())
     terms = trainer.train_step(image, mask)
     assert all(torch.isfinite(torch.tensor(value)) for value in terms.values())
     assert {"discriminator/hinge", "generator/l1_refined", "generator/adversarial"} <= set(terms)

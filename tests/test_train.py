@@ -11,7 +11,17 @@ from pconv_lessons.train import Objective, TrainConfig, Trainer, load_checkpoint
 
 TINY = ["--model", "pconv", "--data", "sample", "--image-size", "32", "--batch-size", "2",
         "--model-arg", "layer_size=3", "--model-arg", "base_channels=4", "--loss-arg", "vgg_weights=none",
-        "--num-workers", "0", "--sample-every", "0", "--checkpoint-every", "10", "--no-progress", "--seed", "3"]
+        "--num-workers", "0", "--sample-every", "0", "--checkpoint-every", "10", "--no-progress", "--seed", "3",
+        "--threads", "1"]  # one thread: tiny convolutions lose more to thread hand-offs than they gain
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _restore_thread_count():
+    """``--threads`` sets torch's global thread count; give the rest of the suite its own back (module scope,
+    autouse: set up before the module-scoped run below)."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 def cli(out, steps, *extra):
@@ -94,7 +104,7 @@ def test_finetune_phase_lowers_lr_and_freezes_encoder_batchnorm(tmp_path):
                          model_args={"layer_size": 3, "base_channels": 4}, loss_args={"vgg_weights": "none"},
                          sample_every=0)
     trainer = Trainer(config, progress=False)
-    batches = trainer._batches()
+    batches = trainer.batches()
     for _ in range(2):
         trainer.train_step(*next(batches))
     encoder_norms = [m for m in trainer.model.encoder.modules() if isinstance(m, nn.BatchNorm2d)]
@@ -159,3 +169,53 @@ def test_a_registered_multi_phase_model_trains_saves_and_reloads(tmp_path, monke
 def test_unknown_model_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="unknown model 'nope'"):
         main([*TINY, "--model", "nope", "--out", str(tmp_path), "--steps", "1"])
+
+
+def test_loss_curve_plot_skips_zero_terms_and_marks_the_fine_tune_step():
+    from pconv_lessons.viz import plot_loss_curves
+
+    history = [{"step": s, "hole": 1.0 / s, "style": 0.0, "total": 2.0 / s} for s in range(1, 21)]
+    figure = plot_loss_curves(history, marks={"fine-tune": 10}, smooth=5)
+    titled = [axis for axis in figure.axes if axis.get_title()]
+    assert [axis.get_title() for axis in titled] == ["hole", "total"]
+    assert all(axis.get_yscale() == "log" for axis in titled)
+    assert any(text.get_text().strip() == "fine-tune" for text in titled[0].texts)
+    with pytest.raises(ValueError, match="non-empty"):
+        plot_loss_curves([])
+
+
+def test_sample_grid_composites_the_prediction_into_the_holes():
+    from pconv_lessons.viz import inpainting_grid
+
+    image = torch.zeros(2, 3, 8, 8)
+    mask = torch.ones(2, 1, 8, 8)
+    mask[..., :4] = 0
+    figure = inpainting_grid(image, mask, torch.ones(2, 3, 8, 8), title="step 1")
+    composite_panel = figure.axes[2].get_images()[0].get_array()
+    assert composite_panel[:, :4].min() == 1.0 and composite_panel[:, 4:].max() == 0.0
+    assert len(figure.axes) == 8 and figure.axes[2].get_title() == "composite"
+
+
+def test_exported_model_is_slim_and_predicts_like_the_training_checkpoint(uninterrupted, tmp_path):
+    train.export_model(uninterrupted / "last.pt", tmp_path / "small.pt")
+    slim = load_checkpoint(tmp_path / "small.pt")
+    assert "optimizers" not in slim and "rng" not in slim and slim["step"] == 30
+    image, mask = torch.rand(1, 3, 24, 24), (torch.rand(1, 1, 24, 24) > 0.3).float()
+    with torch.no_grad():
+        expected = load_model(uninterrupted / "last.pt")(image * mask, mask)
+        assert torch.equal(load_model(tmp_path / "small.pt")(image * mask, mask), expected)
+    assert (tmp_path / "small.pt").stat().st_size < (uninterrupted / "last.pt").stat().st_size / 2
+
+
+@pytest.mark.gpu
+def test_cuda_run_uses_bf16_autocast_and_channels_last(tmp_path):
+    config = TrainConfig(image_size=64, batch_size=4, steps=3, out=str(tmp_path), device="cuda", num_workers=0,
+                         model_args={"layer_size": 4, "base_channels": 8}, loss_args={"vgg_weights": "random"},
+                         sample_every=0)
+    trainer = Trainer(config, progress=False)
+    assert trainer.dtype == torch.bfloat16 and not trainer.scaler.is_enabled()
+    weight = trainer.model.encoder[1].conv.weight
+    assert weight.is_contiguous(memory_format=torch.channels_last)
+    history = trainer.train()
+    assert len(history) == 3 and all(torch.isfinite(torch.tensor(entry["total"])) for entry in history)
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 3
