@@ -39,18 +39,20 @@ def test_paper_layout_at_full_width():
     assert isinstance(model.head[-1], nn.Sigmoid)
 
 
-def test_known_pixels_of_the_input_are_all_it_sees(small):
-    # Course mask: 1 = known. Changing the image inside the hole must not change the output.
+def test_known_pixels_of_the_input_are_all_it_sees():
+    # Course mask: 1 = known. Changing the image inside the hole must not change the output. (Train mode: at
+    # init the eval-mode batch norms, fed by tiny activations, leave the output almost independent of the input.)
+    model = LamaGenerator(ngf=4, n_blocks=1).train()
     image = torch.rand(1, 3, 32, 40)
     mask = torch.ones(1, 1, 32, 40)
     mask[..., 8:20, 10:30] = 0
     altered = image.clone()
     altered[..., 8:20, 10:30] = torch.rand(1, 3, 12, 20)
     with torch.no_grad():
-        assert torch.allclose(small(image, mask), small(altered, mask), atol=1e-6)
+        assert torch.allclose(model(image, mask), model(altered, mask), atol=1e-6)
         # ...while changing a known pixel does change it
         altered[..., :8, :] = 1.0 - altered[..., :8, :]
-        assert (small(image, mask) - small(altered, mask)).abs().max() > 1e-4
+        assert (model(image, mask) - model(altered, mask)).abs().max() > 1e-2
 
 
 def test_bad_inputs_are_rejected(small):
