@@ -6,6 +6,10 @@ from pconv_lessons.models.pconv_unet import PConvUNet
 
 __all__ = ["PConvUNet", "composite"]
 
+from pconv_lessons.models.gated import GatedGenerator, SNPatchDiscriminator
+
+__all__ += ["GatedGenerator", "SNPatchDiscriminator"]
+
 from pconv_lessons.models.lama import LamaGenerator
 
 __all__ += ["LamaGenerator"]
