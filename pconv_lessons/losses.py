@@ -33,10 +33,10 @@ its [0, 1] input with the ImageNet mean and standard deviation, is frozen, and s
 ``weights=None`` keeps a random initialisation (fast mode, offline), announced by a warning;
 ``weights=<path>`` loads a state dict file (torchvision's full VGG16 or just the ``features.*`` entries).
 
-GAN hinge losses (Lim & Ye, 2017; used by SN-PatchGAN in DeepFill v2), on discriminator scores of any shape:
+GAN hinge losses (Lim & Ye, 2017; SN-PatchGAN in DeepFill v2), on discriminator scores of any shape:
 
-    L_D = mean(relu(1 − D(real))) + mean(relu(1 + D(fake)))
-    L_G = −mean(D(fake))
+    hinge_d = mean(relu(1 − D(real))) + mean(relu(1 + D(fake)))
+    hinge_g = −mean(D(fake))
 """
 
 from __future__ import annotations
@@ -254,18 +254,6 @@ class InpaintingLoss(nn.Module):
         return terms
 
 
-
-__all__ = [
-    "InpaintingLoss",
-    "PAPER_WEIGHTS",
-    "VGG16Features",
-    "gram_matrix",
-    "hole_border_region",
-    "total_variation_in_region",
-    "vgg16_cache_path",
-]
-
-
 def hinge_d_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
     """Discriminator hinge loss: zero once real scores are ≥ 1 and fake scores ≤ −1."""
     return F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
@@ -274,3 +262,16 @@ def hinge_d_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
 def hinge_g_loss(fake_scores: Tensor) -> Tensor:
     """Generator hinge loss: the negated mean score the discriminator gives the generator's images."""
     return -fake_scores.mean()
+
+
+__all__ = [
+    "InpaintingLoss",
+    "PAPER_WEIGHTS",
+    "VGG16Features",
+    "gram_matrix",
+    "hinge_d_loss",
+    "hinge_g_loss",
+    "hole_border_region",
+    "total_variation_in_region",
+    "vgg16_cache_path",
+]

@@ -200,6 +200,21 @@ def _build_pconv(config: TrainConfig) -> nn.Module:
 register_model("pconv", _build_pconv, PConvObjective)
 
 
+def _build_gated(config: TrainConfig) -> nn.Module:
+    from pconv_lessons.gan import build_gated
+
+    return build_gated(config)
+
+
+def _gated_objective(config: TrainConfig, device: torch.device) -> Objective:
+    from pconv_lessons.gan import GatedGANObjective
+
+    return GatedGANObjective(config, device)
+
+
+register_model("gated", _build_gated, _gated_objective)
+
+
 def model_entry(name: str) -> ModelEntry:
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; trainable models: {sorted(MODELS)}")

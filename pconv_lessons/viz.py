@@ -6,7 +6,7 @@ Images are tensors (3, H, W) / (1, 3, H, W) in [0, 1], masks (1, H, W) / (1, 1, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -143,5 +143,55 @@ def plot_loss_curves(
             axis.set_yscale("log")
         axis.set_title(name, fontsize=10)
         axis.set_xlabel("step")
+    figure.tight_layout()
+    return figure
+
+
+def show_gate_maps(
+    gates: Mapping[str, Tensor], index: int = 0, ncols: int = 6, size: float = 1.8, title: str = ""
+) -> Figure:
+    """One panel per gated layer: the gate σ(g) of example ``index`` averaged over channels, on a fixed 0–1 scale.
+
+    ``gates`` maps layer names to (N, C, H, W) gates (as ``pconv_lessons.layers.collect_gates`` returns them).
+    Dark = gate closed (the layer suppresses its features there), bright = open.
+    """
+    if not gates:
+        raise ValueError("show_gate_maps needs at least one layer's gates")
+    count = len(gates)
+    ncols = min(ncols, count)
+    nrows = -(-count // ncols)
+    figure, axes = plt.subplots(nrows, ncols, figsize=(size * ncols + 0.8, size * nrows + 0.4), squeeze=False)
+    image = None
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, (name, gate) in zip(axes.flat, gates.items()):
+        mean_gate = gate[index].detach().float().mean(dim=0).cpu().numpy()
+        image = axis.imshow(mean_gate, cmap="magma", vmin=0.0, vmax=1.0)
+        axis.set_title(f"{name} ({mean_gate.shape[0]}×{mean_gate.shape[1]})", fontsize=8)
+    figure.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="mean gate σ(g)")
+    if title:
+        figure.suptitle(title, fontsize=10)
+    return figure
+
+
+def plot_functions(
+    x: Tensor | np.ndarray, curves: Mapping[str, Tensor | np.ndarray], xlabel: str, ylabel: str, title: str = ""
+) -> Figure:
+    """Line plot of several functions of the same ``x``, one labelled line per entry of ``curves``."""
+    if not curves:
+        raise ValueError("plot_functions needs at least one curve")
+    xs = np.asarray(x.detach().cpu() if isinstance(x, Tensor) else x, dtype=float)
+    figure, axis = plt.subplots(figsize=(5.5, 3.5))
+    for label, values in curves.items():
+        ys = np.asarray(values.detach().cpu() if isinstance(values, Tensor) else values, dtype=float)
+        if ys.shape != xs.shape:
+            raise ValueError(f"curve {label!r} has shape {ys.shape}, x has shape {xs.shape}")
+        axis.plot(xs, ys, label=label)
+    axis.axhline(0.0, color="grey", linewidth=0.6)
+    axis.axvline(0.0, color="grey", linewidth=0.6)
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.set_title(title, fontsize=10)
+    axis.legend(fontsize=8)
     figure.tight_layout()
     return figure

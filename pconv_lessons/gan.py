@@ -1,0 +1,118 @@
+"""Training the gated generator as DeepFill v2 does: L1 reconstruction + SN-PatchGAN hinge loss, D and G alternating.
+
+One training step (``Trainer`` calls the phases in this order, each with its own Adam optimizer):
+
+    coarse, out = G(x ⊙ m, m (, s))               once per step, shared by both phases
+    comp        = m ⊙ x + (1 − m) ⊙ out            the completed image the discriminator judges
+    discriminator: L_D = mean(relu(1 − D(x, m))) + mean(relu(1 + D(sg[comp], m)))     sg = stop-gradient
+    generator:     L_G = λ_l1 · (|coarse − x|₁ + |out − x|₁) + λ_gan · (−mean(D(comp, m)))
+
+Real and completed images go through D as one batch. While the generator phase runs, D's parameters do
+not require gradients (no wasted weight gradients); D is still differentiated with respect to its input.
+
+User guidance (a generator built with ``sketch=True``): the sketch s is the Sobel edge map of the
+training image (``pconv_lessons.sketch.edge_sketch``), given for a random fraction ``sketch_probability``
+of the batch and all zeros for the rest, so the model also learns to inpaint without guidance.
+
+``loss_args`` (``--loss-arg KEY=VALUE``): ``l1_weight`` (1.0), ``gan_weight`` (0.1), ``disc_channels``
+(64, the discriminator's width knob), ``sketch_probability`` (0.5), ``sketch_threshold`` (0.25).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor, nn
+
+from pconv_lessons.losses import hinge_d_loss, hinge_g_loss
+from pconv_lessons.models.compositing import composite
+from pconv_lessons.models.gated import GatedGenerator, SNPatchDiscriminator
+from pconv_lessons.sketch import edge_sketch
+from pconv_lessons.train import Objective, TrainConfig
+
+DEFAULT_LOSS_ARGS = {
+    "l1_weight": 1.0,
+    "gan_weight": 0.1,
+    "disc_channels": 64,
+    "sketch_probability": 0.5,
+    "sketch_threshold": 0.25,
+}
+
+
+def build_gated(config: TrainConfig) -> GatedGenerator:
+    """The generator from ``config.model_args`` (``base_channels``, ``sketch``, ``rates``)."""
+    args = dict(config.model_args)
+    if "rates" in args:
+        args["rates"] = tuple(args["rates"])
+    return GatedGenerator(**args)
+
+
+class GatedGANObjective(Objective):
+    """DeepFill v2's objective for ``--model gated``: a discriminator phase, then a generator phase."""
+
+    phases = ("discriminator", "generator")
+
+    def __init__(self, config: TrainConfig, device: torch.device) -> None:
+        super().__init__(config)
+        unknown = sorted(set(config.loss_args) - set(DEFAULT_LOSS_ARGS))
+        if unknown:
+            raise ValueError(f"unknown loss_args {unknown} for the gated model; known: {sorted(DEFAULT_LOSS_ARGS)}")
+        args = {**DEFAULT_LOSS_ARGS, **config.loss_args}
+        self.l1_weight = float(args["l1_weight"])
+        self.gan_weight = float(args["gan_weight"])
+        self.sketch_probability = float(args["sketch_probability"])
+        self.sketch_threshold = float(args["sketch_threshold"])
+        self.sketch = bool(config.model_args.get("sketch", False))
+        self.discriminator = SNPatchDiscriminator(int(args["disc_channels"]), sketch=self.sketch).to(device)
+
+    def parameters(self, phase: str, model: nn.Module) -> Iterable[nn.Parameter]:
+        if phase == "discriminator":
+            return self.discriminator.parameters()
+        return super().parameters(phase, model)
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"discriminator": self.discriminator}
+
+    def begin_step(self, step: int, model: nn.Module) -> None:
+        model.train()
+        self.discriminator.train()
+
+    def training_sketch(self, image: Tensor) -> Tensor | None:
+        """Edge sketches of ``image`` for a random ``sketch_probability`` of the batch, zeros for the rest."""
+        if not self.sketch:
+            return None
+        edges = edge_sketch(image.float(), self.sketch_threshold)
+        keep = torch.rand(image.shape[0], 1, 1, 1, device=image.device) < self.sketch_probability
+        return edges * keep
+
+    def loss(self, phase: str, model: nn.Module, image: Tensor, mask: Tensor, cache: dict) -> dict[str, Tensor]:
+        if "completed" not in cache:
+            sketch = self.training_sketch(image)
+            coarse, prediction = model(image * mask, mask, sketch, return_coarse=True)
+            cache.update(sketch=sketch, coarse=coarse, prediction=prediction,
+                         completed=composite(prediction, image, mask))
+        if phase == "discriminator":
+            return self._discriminator_loss(image, mask, cache)
+        return self._generator_loss(image, mask, cache)
+
+    def _discriminator_loss(self, image: Tensor, mask: Tensor, cache: dict) -> dict[str, Tensor]:
+        self.discriminator.requires_grad_(True)
+        sketch = cache["sketch"]
+        scores = self.discriminator(
+            torch.cat([image.to(cache["completed"].dtype), cache["completed"].detach()]),
+            torch.cat([mask, mask]),
+            None if sketch is None else torch.cat([sketch, sketch]),
+        )
+        real, fake = scores.float().chunk(2)
+        loss = hinge_d_loss(real, fake)
+        return {"total": loss, "hinge": loss, "real_score": real.mean().detach(), "fake_score": fake.mean().detach()}
+
+    def _generator_loss(self, image: Tensor, mask: Tensor, cache: dict) -> dict[str, Tensor]:
+        self.discriminator.requires_grad_(False)
+        target = image.float()
+        l1_coarse = (cache["coarse"].float() - target).abs().mean()
+        l1_refined = (cache["prediction"].float() - target).abs().mean()
+        adversarial = hinge_g_loss(self.discriminator(cache["completed"], mask, cache["sketch"]).float())
+        total = self.l1_weight * (l1_coarse + l1_refined) + self.gan_weight * adversarial
+        return {"total": total, "l1_coarse": l1_coarse, "l1_refined": l1_refined, "adversarial": adversarial}
