@@ -41,22 +41,27 @@ def dilated_stack(channels: int, layers: int) -> nn.Sequential:
     return nn.Sequential(*modules)
 
 
-def timed(function: Callable[[], object], device: torch.device, repeats: int) -> float:
-    """Median wall time of ``function`` in seconds over ``repeats`` runs after one warm-up run."""
+def timed(functions: dict[str, Callable[[], object]], device: torch.device, repeats: int) -> dict[str, float]:
+    """Median wall time in seconds of each function over ``repeats`` runs after one warm-up run each.
+
+    The functions take turns run by run, so a change in the load of a shared machine hits all of them alike.
+    """
 
     def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    function()
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+    for function in functions.values():
         function()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    sync()
+    times: dict[str, list[float]] = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            sync()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def parameters(module: nn.Module) -> int:
@@ -72,16 +77,15 @@ def compare_receptive_fields(args: argparse.Namespace, device: torch.device) -> 
         block = FFCResnetBlock(args.channels).to(device).eval()
         x = torch.randn(args.batch, args.channels, size, size, device=device)
         with torch.no_grad():
-            t_block = timed(lambda: block(x), device, args.repeats)
-            t_stack = timed(lambda: stack(x), device, args.repeats)
+            t = timed({"block": lambda: block(x), "stack": lambda: stack(x)}, device, args.repeats)
         line = f"{size:>6} {layers:>6} {model_receptive_field(stack):>6} {parameters(block):>10} {parameters(stack):>12}"
-        print(f"{line} {t_stack / t_block:>16.2f}")
+        print(f"{line} {t['stack'] / t['block']:>16.2f}")
 
 
 def fft_cost_under_autocast(args: argparse.Namespace, device: torch.device) -> None:
     dtype = torch.float16 if args.dtype == "float16" else torch.bfloat16
     print(f"\nFloat32 FFTs inside the block under {dtype} autocast ({args.channels} channels)")
-    print(f"{'size':>6} {'FFTs/block fp32':>16} {'FFTs/block autocast':>20} {'autocast/fp32 block':>20}")
+    print(f"{'size':>6} {'FFT share fp32':>16} {'FFT share autocast':>20} {'autocast/fp32 block':>20}")
     for size in args.sizes:
         block = FFCResnetBlock(args.channels).to(device).eval()
         x = torch.randn(args.batch, args.channels, size, size, device=device)
@@ -89,7 +93,7 @@ def fft_cost_under_autocast(args: argparse.Namespace, device: torch.device) -> N
         spectral_input = torch.randn(args.batch, unit.in_channels, size, size, device=device)
 
         def ffts() -> None:
-            # the two FFTs of one Fourier unit, as it runs them; a block has two Fourier units
+            # the two FFTs of one Fourier unit, as it runs them (a block has two Fourier units: counted twice)
             spectrum = torch.fft.rfftn(spectral_input.float(), dim=(-2, -1), norm="ortho")
             torch.fft.irfftn(spectrum, s=(size, size), dim=(-2, -1), norm="ortho")
 
@@ -98,10 +102,9 @@ def fft_cost_under_autocast(args: argparse.Namespace, device: torch.device) -> N
                 block(x)
 
         with torch.no_grad():
-            t_ffts = 2 * timed(ffts, device, args.repeats)
-            t_fp32 = timed(lambda: block(x), device, args.repeats)
-            t_autocast = timed(autocast_block, device, args.repeats)
-        print(f"{size:>6} {t_ffts / t_fp32:>16.2f} {t_ffts / t_autocast:>20.2f} {t_autocast / t_fp32:>20.2f}")
+            t = timed({"ffts": ffts, "fp32": lambda: block(x), "autocast": autocast_block}, device, args.repeats)
+        ffts_share_fp32, ffts_share_autocast = 2 * t["ffts"] / t["fp32"], 2 * t["ffts"] / t["autocast"]
+        print(f"{size:>6} {ffts_share_fp32:>16.1%} {ffts_share_autocast:>20.1%} {t['autocast'] / t['fp32']:>20.2f}")
 
 
 def main() -> None:
