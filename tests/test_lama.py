@@ -62,3 +62,13 @@ def test_bad_inputs_are_rejected(small):
         small(torch.rand(1, 3, 32, 32), torch.ones(1, 1, 32, 31))
     with pytest.raises(ValueError, match="at least"):
         small(torch.rand(1, 3, 12, 32), torch.ones(1, 1, 12, 32))
+
+
+@pytest.mark.gpu
+def test_cuda_bf16_channels_last_any_size():
+    model = LamaGenerator(ngf=8, n_blocks=2).cuda().eval().to(memory_format=torch.channels_last)
+    image = torch.rand(2, 3, 300, 451, device="cuda").to(memory_format=torch.channels_last)
+    mask = (torch.rand(2, 1, 300, 451, device="cuda") > 0.3).float()
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+        out = model(image, mask)
+    assert out.shape == image.shape and torch.isfinite(out).all()
