@@ -78,7 +78,8 @@ def compare_receptive_fields(args: argparse.Namespace, device: torch.device) -> 
         x = torch.randn(args.batch, args.channels, size, size, device=device)
         with torch.no_grad():
             t = timed({"block": lambda: block(x), "stack": lambda: stack(x)}, device, args.repeats)
-        line = f"{size:>6} {layers:>6} {model_receptive_field(stack):>6} {parameters(block):>10} {parameters(stack):>12}"
+        field = model_receptive_field(stack)
+        line = f"{size:>6} {layers:>6} {field:>6} {parameters(block):>10} {parameters(stack):>12}"
         print(f"{line} {t['stack'] / t['block']:>16.2f}")
 
 

@@ -69,7 +69,7 @@ def receptive_field(layers: Sequence[ConvSpec | tuple[int, int, int]]) -> int:
 
 
 def conv_specs(model: nn.Module, axis: int = 0) -> list[ConvSpec]:
-    """The ``nn.Conv2d`` layers of ``model`` in registration order, as ``ConvSpec`` along ``axis`` (0 = height, 1 = width).
+    """``model``'s ``nn.Conv2d`` layers in registration order, as ``ConvSpec`` along ``axis`` (0 = height, 1 = width).
 
     This treats the model as one chain of convolutions, which is exact for plain sequential stacks; for models
     with branches or skips it gives the receptive field of the path that runs through every conv.

@@ -34,7 +34,10 @@ def test_pconv_encoder_stack():
 
 def test_walks_the_conv_layers_of_a_module():
     model = nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, stride=2), nn.Sequential(nn.Conv2d(4, 1, (3, 5), dilation=2))
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3, stride=2),
+        nn.Sequential(nn.Conv2d(4, 1, (3, 5), dilation=2)),
     )
     assert conv_specs(model) == [ConvSpec(3, 1, 1), ConvSpec(3, 2, 1), ConvSpec(3, 1, 2)]
     assert model_receptive_field(model, axis=0) == 1 + 2 + 2 + 2 * 2 * 2

@@ -86,7 +86,7 @@ class SpectralTransform(nn.Module):
         if stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, got {stride}")
         if out_channels < 2:
-            raise ValueError(f"out_channels must be at least 2 (the Fourier unit works on half of them), got {out_channels}")
+            raise ValueError(f"out_channels must be at least 2 (the Fourier unit gets half), got {out_channels}")
         hidden = out_channels // 2
         self.in_channels = in_channels
         self.downsample = nn.AvgPool2d(kernel_size=2, stride=2) if stride == 2 else nn.Identity()
@@ -153,7 +153,7 @@ class FFC(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         _check_channels(x, self.in_channels, "x")
         if self.stride == 2 and self.global_to_global is not None and (x.shape[-2] % 2 or x.shape[-1] % 2):
-            raise ValueError(f"a stride-2 FFC with a global path needs an even height and width, got {tuple(x.shape[-2:])}")
+            raise ValueError(f"a stride-2 FFC with a global path needs even H and W, got {tuple(x.shape[-2:])}")
         x_local, x_global = x.split([self.in_local, self.in_global], dim=1)
         groups = []
         if self.out_local > 0:
