@@ -58,9 +58,11 @@ def show_images(
     nrows = -(-count // ncols)
     figure, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
     for index, axis in enumerate(axes.flat):
-        axis.axis("off")
         if index >= count:
+            axis.axis("off")
             continue
+        axis.set_xticks([])
+        axis.set_yticks([])
         array = to_numpy_image(images[index])
         axis.imshow(array, cmap=cmap if array.ndim == 2 else None, vmin=0.0, vmax=1.0)
         if titles is not None:
@@ -193,5 +195,44 @@ def plot_functions(
     axis.set_ylabel(ylabel)
     axis.set_title(title, fontsize=10)
     axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def show_heatmaps(
+    maps: Sequence[Tensor | np.ndarray],
+    titles: Sequence[str] | None = None,
+    ncols: int | None = None,
+    size: float = 3.0,
+    cmap: str = "magma",
+    shared_scale: bool = False,
+) -> Figure:
+    """Show 2-D maps of any range (error maps, feature maps, Gram matrices), each with its colour bar.
+
+    Maps are (H, W) or anything that squeezes to it. Each panel gets its own colour range unless
+    ``shared_scale``, which puts every panel on the range of all maps together (to compare magnitudes).
+    """
+    arrays = [np.asarray(m.detach().float().cpu().squeeze() if isinstance(m, Tensor) else m, dtype=float) for m in maps]
+    if not arrays:
+        raise ValueError("show_heatmaps needs at least one map")
+    if any(a.ndim != 2 for a in arrays):
+        raise ValueError(f"every map must be 2-D, got shapes {[a.shape for a in arrays]}")
+    if titles is not None and len(titles) != len(arrays):
+        raise ValueError(f"got {len(arrays)} maps but {len(titles)} titles")
+    ncols = min(len(arrays), ncols or len(arrays))
+    nrows = -(-len(arrays) // ncols)
+    low = min(a.min() for a in arrays) if shared_scale else None
+    high = max(a.max() for a in arrays) if shared_scale else None
+    figure, axes = plt.subplots(nrows, ncols, figsize=(size * ncols * 1.2, size * nrows), squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        if index >= len(arrays):
+            axis.axis("off")
+            continue
+        shown = axis.imshow(arrays[index], cmap=cmap, vmin=low, vmax=high)
+        axis.set_xticks([])
+        axis.set_yticks([])
+        if titles is not None:
+            axis.set_title(titles[index], fontsize=10)
+        figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.04)
     figure.tight_layout()
     return figure

@@ -324,3 +324,17 @@ def test_small_unet_overfits_one_batch_of_sample_patches(vgg):
             break
     assert last["total"] <= first["total"] / 5, f"total fell only from {first['total']:.3f} to {last['total']:.3f}"
     assert last["hole"] <= first["hole"] / 5, f"hole term fell only from {first['hole']:.4f} to {last['hole']:.4f}"
+
+
+@pytest.mark.gpu
+def test_cuda_bf16_loss_is_finite_and_matches_cpu(vgg):
+    output, target, mask = batch(size=64)
+    reference = InpaintingLoss(vgg)(output, target, mask)
+    loss = InpaintingLoss(random_vgg().cuda())
+    with torch.backends.cudnn.flags(allow_tf32=False):
+        terms = loss(output.cuda(), target.cuda(), mask.cuda())
+    for name in reference:
+        assert terms[name].item() == pytest.approx(reference[name].item(), rel=1e-3, abs=1e-7), name
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        terms = loss(output.cuda().requires_grad_(), target.cuda(), mask.cuda())
+    assert all(torch.isfinite(value) for value in terms.values())

@@ -164,6 +164,15 @@ def test_bad_input_is_rejected(image, mask, message):
         PConvUNet(layer_size=3, base_channels=4)(image, mask)
 
 
+def test_mask_value_check_can_be_switched_off_but_shapes_are_always_checked():
+    model = PConvUNet(layer_size=3, base_channels=4).eval()
+    model.check_mask_values = False
+    with torch.no_grad():
+        model(torch.rand(1, 3, 16, 16), torch.full((1, 1, 16, 16), 2.0))
+        with pytest.raises(ValueError, match="spatial size"):
+            model(torch.rand(1, 3, 16, 16), torch.ones(1, 1, 16, 15))
+
+
 def test_composite_takes_prediction_in_holes_and_image_elsewhere():
     prediction, image = torch.rand(2, 3, 5, 6), torch.rand(2, 3, 5, 6)
     mask = random_mask(2, 5, 6)

@@ -13,14 +13,17 @@ from torch import Tensor
 from pconv_lessons.checks import check_batch, check_mask
 
 
-def composite(prediction: Tensor, image: Tensor, mask: Tensor) -> Tensor:
-    """``prediction`` in the holes, ``image`` everywhere else; all shaped (N, C, H, W), mask (N, 1 or C, H, W)."""
+def composite(prediction: Tensor, image: Tensor, mask: Tensor, *, check_values: bool = True) -> Tensor:
+    """``prediction`` in the holes, ``image`` everywhere else; all shaped (N, C, H, W), mask (N, 1 or C, H, W).
+
+    ``check_values=False`` skips the mask's value-range check (a device sync on a GPU) for masks known to be valid.
+    """
     check_batch(prediction, "prediction")
     check_batch(image, "image")
     if prediction.shape != image.shape:
         raise ValueError(
             f"prediction shape {tuple(prediction.shape)} does not match the image shape {tuple(image.shape)}"
         )
-    check_mask(mask, image, (1, image.shape[1]))
+    check_mask(mask, image, (1, image.shape[1]), values=check_values)
     known = mask.to(prediction.dtype)
     return known * image.to(prediction.dtype) + (1 - known) * prediction

@@ -93,7 +93,9 @@ class PConvUNet(nn.Module):
     """The paper's PConv U-Net; ``forward(image, mask)`` returns the prediction I_out (N, 3, H, W).
 
     ``image``: (N, 3, H, W), any H and W. ``mask``: (N, 1, H, W) or (N, 3, H, W), 1 = known, 0 = hole, validated
-    once here (inner layers skip the value check). The hole content of ``image`` is never read.
+    once here (inner layers skip the value check; set ``check_mask_values = False`` to skip it here too, e.g. for
+    ``torch.compile`` without a graph break, when the masks are known to be valid). The hole content of ``image`` is
+    never read.
 
     ``layer_size``: number of stride-2 encoder levels (7 for 256², 8 for 512²); ``base_channels``: width of
     enc_1 (64 in the paper; 8 or 16 give small models for CPU lessons and tests).
@@ -112,6 +114,7 @@ class PConvUNet(nn.Module):
         self.layer_size = layer_size
         self.base_channels = base_channels
         self._encoder_batchnorm_frozen = False
+        self.check_mask_values = True
         widths = [3] + encoder_channels(layer_size, base_channels)  # widths[k]: channels of enc_k (enc_0 = image)
         self.encoder = nn.ModuleList(
             PConvBlock(
@@ -174,7 +177,7 @@ class PConvUNet(nn.Module):
         check_batch(image, "image")
         if image.shape[1] != 3:
             raise ValueError(f"image must have 3 channels (RGB), got shape {tuple(image.shape)}")
-        check_mask(mask, image, (1, 3))
+        check_mask(mask, image, (1, 3), values=self.check_mask_values)
         image, mask = self._pad(image, mask.to(image.dtype))
 
         layers = [LayerOutput("input", image, mask)]
