@@ -85,6 +85,16 @@ def test_erf_restores_training_mode_and_accepts_callables():
     assert erf.shape == (8, 8)
 
 
+def test_erf_rejects_bad_arguments():
+    conv = nn.Conv2d(1, 1, 3)
+    with pytest.raises(ValueError, match="input_shape"):
+        effective_receptive_field(conv, (8, 8))
+    with pytest.raises(ValueError, match="positive"):
+        effective_receptive_field(conv, (1, 8, 8), n_samples=0)
+    with pytest.raises(ValueError, match="tensor"):
+        effective_receptive_field(lambda x: "not a tensor", (1, 8, 8))
+
+
 def test_fraction_within_and_plot():
     erf = torch.zeros(9, 9)
     erf[4, 4] = 3.0
@@ -95,5 +105,9 @@ def test_fraction_within_and_plot():
         fraction_within(torch.zeros(5, 5), 1)
     figure = plot_erfs([erf, erf], ["a", "b"])
     assert len(figure.axes) == 3  # two maps and a colour bar
+    shown = figure.axes[0].images[0].get_array()
+    assert shown.max() == 0.0 and shown.min() == -6.0  # log10 of the normalised map, zeros at the floor
+    linear = plot_erfs([erf], ["a"], log=False).axes[0].images[0].get_array()
+    assert linear.max() == 1.0 and linear[0, 0] == pytest.approx(1 / 3)
     with pytest.raises(ValueError, match="titles"):
         plot_erfs([erf], ["a", "b"])
