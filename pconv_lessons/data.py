@@ -90,18 +90,77 @@ MaskFn = Callable[[int, int], Tensor]
 
 
 class MaskSource:
-    """One mask of a ``pconv_lessons.masks`` family per call: ``MaskSource("mixed")(size, seed) -> (1, size, size)``."""
+    """One mask per call from ``pconv_lessons.masks``: ``MaskSource("free_form")(size, seed) -> (1, size, size)``.
 
-    def __init__(self, kind: str = "mixed") -> None:
+    ``kind`` may name several families separated by commas (``"free_form,mixed"``); each seed then picks
+    one of them in turn, so the families are mixed in equal parts.
+    """
+
+    def __init__(self, kind: str = "free_form") -> None:
         self.kind = kind
+        self.kinds = tuple(part.strip() for part in kind.split(",") if part.strip())
+        if not self.kinds:
+            raise ValueError(f"mask kind must name at least one mask family, got {kind!r}")
 
     def __call__(self, size: int, seed: int) -> Tensor:
         from pconv_lessons.masks import generate
 
-        return generate(self.kind, 1, size, seed=seed)[0]
+        return generate(self.kinds[seed % len(self.kinds)], 1, size, seed=seed)[0]
 
     def __repr__(self) -> str:
         return f"MaskSource({self.kind!r})"
+
+
+class MaskBank:
+    """A fixed pool of masks spread evenly over hole-ratio buckets, reused with random rotations and flips.
+
+    ``MaskBank("free_form", 64, per_bucket=1000)`` draws, once, ``per_bucket`` masks of each family in
+    ``kind`` (comma-separated) for each bucket (default: the six paper buckets, 0.01 … 0.6) with
+    ``pconv_lessons.masks.generate_in_bucket``, batched, which is much cheaper than one mask per call.
+    ``bank(size, seed)`` then returns mask ``seed``-chosen from the pool, rotated by a multiple of 90° and
+    maybe mirrored (the hole ratio is unchanged). Training on it covers every bucket evenly, including the
+    1–2 pixel strokes of the smallest bucket, like the PConv paper's fixed irregular-mask set.
+
+    ``seed`` defaults to a large number so the pool never repeats the masks of an evaluation run with a
+    small seed (``pconv_lessons.metrics.bucket_masks``).
+    """
+
+    def __init__(
+        self,
+        kind: str = "free_form",
+        size: int = 64,
+        per_bucket: int = 1000,
+        buckets: Iterable[tuple[float, float]] | None = None,
+        seed: int = 7_000_000,
+    ) -> None:
+        from pconv_lessons.masks import PAPER_BUCKETS, generate_in_bucket
+
+        if per_bucket < 1:
+            raise ValueError(f"per_bucket must be at least 1, got {per_bucket}")
+        kinds = MaskSource(kind).kinds
+        chosen = tuple(PAPER_BUCKETS if buckets is None else buckets)
+        pool = [
+            generate_in_bucket(family, per_bucket, size, bucket, seed=seed + 100 * k + b) > 0.5
+            for k, family in enumerate(kinds)
+            for b, bucket in enumerate(chosen)
+        ]
+        self.kind, self.size = kind, size
+        self.masks = torch.cat(pool)  # bool (count, 1, size, size): a quarter of float32's memory in workers
+
+    def __len__(self) -> int:
+        return len(self.masks)
+
+    def __call__(self, size: int, seed: int) -> Tensor:
+        if size != self.size:
+            raise ValueError(f"this MaskBank holds {self.size}² masks, asked for {size}²")
+        rng = np.random.default_rng(seed)
+        mask = torch.rot90(self.masks[int(rng.integers(len(self.masks)))], int(rng.integers(4)), dims=(-2, -1))
+        if rng.random() < 0.5:
+            mask = mask.flip(-1)
+        return mask.float()
+
+    def __repr__(self) -> str:
+        return f"MaskBank({self.kind!r}, {self.size}, {len(self.masks)} masks)"
 
 
 def _sample_rng(seed: int, index: int) -> np.random.Generator:
@@ -142,16 +201,17 @@ def _crop(image: Tensor, size: int, rng: np.random.Generator | None) -> Tensor:
 class InpaintingPairs(torch.utils.data.Dataset):
     """Base of the (image, mask) data sets: ``pairs[i] -> (image (3, S, S), mask (1, S, S))``.
 
-    Any index ``i >= 0`` is valid (the stream is endless); ``len()`` is the number of distinct
-    source images. With ``train=True`` crops are random and flipped; otherwise they are fixed by ``i``
-    alone, which makes a reproducible evaluation set.
+    Any index ``i >= 0`` is valid (the stream is endless: pass ``i`` through shuffled passes over the
+    sources); ``len()`` is the number of distinct source images. Sample ``i`` is fixed by ``(seed, i)``,
+    so a ``train=False`` stream is a reproducible evaluation set; ``train=True`` adds random flips (and,
+    for folders, random instead of centre crops).
     """
 
     def __init__(self, image_size: int, mask_fn: MaskFn | None, seed: int, train: bool) -> None:
         if image_size < 8:
             raise ValueError(f"image_size must be at least 8 pixels, got {image_size}")
         self.image_size = image_size
-        self.mask_fn = mask_fn if mask_fn is not None else MaskSource("mixed")
+        self.mask_fn = mask_fn if mask_fn is not None else MaskSource()
         self.seed = seed
         self.train = train
 

@@ -29,9 +29,9 @@ a CPU device uses NumPy and a CUDA device uses torch.
 
 ``generate_in_bucket`` returns masks whose hole ratio lies in a chosen (lo, hi] bucket, e.g. one of
 ``PAPER_BUCKETS`` (the PConv paper's test buckets). It draws masks, keeps those already in the bucket
-and moves the others in by growing or shrinking every primitive of a mask by the same amount (a
-dilation or erosion of the strokes). The hole ratio never decreases as the strokes grow, so a
-bisection on that amount finds the bucket in a bounded number of steps.
+and moves the others in by dropping strokes or borrowing more strokes of the same family. Adding a
+stroke never removes hole pixels, so the hole ratio is monotone in the number of strokes kept and a
+bisection finds the bucket in a bounded number of steps — no rejection loop.
 
 ``MaskDataset`` (indexable) and ``MaskStream`` (endless, split across ``DataLoader`` workers) serve masks
 to a training loop; ``mask_batches`` yields whole batches on a GPU. Measured hole-ratio bands per
@@ -96,27 +96,38 @@ LAMA_BOXES: dict[int, LamaBoxes] = {
 MIXED_STROKE_SHARE = 0.5  # LaMa's training generator: irregular (thick) : box = 1 : 1
 
 # Band for the MEAN hole ratio of a batch of ≥ 150 masks, (kind, side) -> (low, high): the mean measured
-# over 2,000 masks at 256² (NumPy path, seeds 1000…1009) ± 0.04 (over three standard errors of a 150-mask
-# mean). Measured (mean, std, 5th–95th percentile) at 256²:
+# over 2,000 masks at 256² / 600 at 512² (NumPy path, seeds 1000, 1001, …) ± 0.04 (over three standard errors
+# of a 150-mask mean). Measured (mean, std, 5th–95th percentile) at 256²:
 #   shapes 0.274, 0.093, 0.12–0.42     free_form 0.152, 0.080, 0.04–0.29
-#   lama_thin 0.265, 0.120, 0.07–0.44  lama_medium 0.267, 0.076, 0.15–0.40  lama_thick 0.410, 0.196, 0.09–0.72
-#   box 0.210, 0.100, 0.06–0.37        mixed 0.303, 0.186, 0.06–0.67
-# LaMa's evaluation sets also drop masks with more than 50 % hole (35 % of lama_thick masks, 17 % of mixed);
+#   lama_thin 0.265, 0.120, 0.07–0.44  lama_medium 0.270, 0.076, 0.15–0.40  lama_thick 0.411, 0.197, 0.09–0.73
+#   box 0.210, 0.100, 0.06–0.37        mixed 0.301, 0.185, 0.06–0.67
+# and at 512² (600 masks, seeds 1000…1002):
+#   shapes 0.253, 0.090   free_form 0.155, 0.080   lama_thin 0.274, 0.128   lama_medium 0.344, 0.110
+#   lama_thick 0.481, 0.221   box 0.218, 0.118   mixed 0.338, 0.214
+# LaMa's evaluation sets also drop masks with more than 50 % hole (34 % of lama_thick masks, 17 % of mixed at 256²);
 # these generators keep them — use generate_in_bucket to control the hole ratio.
 HOLE_RATIO_BANDS: dict[tuple[str, int], tuple[float, float]] = {
     ("shapes", 256): (0.234, 0.314),
     ("free_form", 256): (0.112, 0.192),
     ("lama_thin", 256): (0.225, 0.305),
-    ("lama_medium", 256): (0.227, 0.307),
-    ("lama_thick", 256): (0.370, 0.450),
+    ("lama_medium", 256): (0.230, 0.310),
+    ("lama_thick", 256): (0.371, 0.451),
     ("box", 256): (0.170, 0.250),
-    ("mixed", 256): (0.263, 0.343),
+    ("mixed", 256): (0.261, 0.341),
+    ("shapes", 512): (0.213, 0.293),
+    ("free_form", 512): (0.115, 0.195),
+    ("lama_thin", 512): (0.234, 0.314),
+    ("lama_medium", 512): (0.304, 0.384),
+    ("lama_thick", 512): (0.441, 0.521),
+    ("box", 512): (0.178, 0.258),
+    ("mixed", 512): (0.298, 0.378),
 }
 
 _TWO_PI = 2.0 * math.pi
 _ARC_SEGMENTS = 16  # an elliptical arc is drawn as this many capsules
 _FREE_FORM_MAX_VERTICES = 11
 _LAMA_MAX_SEGMENTS = 5
+_EXTRA_MASKS = 6  # masks whose strokes a too-sparse mask may borrow in generate_in_bucket
 
 
 # --------------------------------------------------------------------------------------------- input checks
@@ -163,13 +174,11 @@ def _check_bucket(bucket: Sequence[float]) -> tuple[float, float]:
 
 
 def _pick_backend(backend: str | None, device: torch.device) -> str:
+    """NumPy on a CPU and torch elsewhere unless asked; NumPy masks are moved to ``device`` after drawing."""
     if backend is None:
         return "torch" if device.type != "cpu" else "numpy"
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)} (or None for the device's default)")
-    if backend == "numpy" and device.type != "cpu":
-        # NumPy draws on the CPU; the masks are moved to the device afterwards.
-        return "numpy"
     return backend
 
 
@@ -250,23 +259,44 @@ def _free_form_np(rng: np.random.Generator, height: int, width: int):
     return _chain_capsules_np(xs, ys, brush[:, None] / 2.0, valid), np.zeros((0, 4))
 
 
-def _lama_strokes_np(rng: np.random.Generator, height: int, width: int, preset: str):
+@dataclass(frozen=True)
+class _StrokeDraws:
+    """LaMa strokes of one mask before their geometry, one row per stroke:
+    [x0, y0, segments, angle × 5, length × 5, radius × 5]. Their vertices are computed for many masks at once."""
+
+    table: np.ndarray
+
+
+def _lama_strokes_np(rng: np.random.Generator, height: int, width: int, preset: str) -> _StrokeDraws:
     reference, scale = _scale(height, width)
     p = LAMA_PRESETS[(preset, reference)]
+    m = _LAMA_MAX_SEGMENTS
     strokes = int(rng.integers(p.min_strokes, p.max_strokes + 1))
-    segments = 1 + rng.integers(0, _LAMA_MAX_SEGMENTS, strokes)
-    angle = 0.01 + rng.integers(0, p.max_angle, (strokes, _LAMA_MAX_SEGMENTS))
-    angle[::2] = _TWO_PI - angle[::2]
-    length = (10 + rng.integers(0, p.max_length, (strokes, _LAMA_MAX_SEGMENTS))) * scale
-    radius = (5 + rng.integers(0, p.max_width, (strokes, _LAMA_MAX_SEGMENTS))) * scale / 2.0
-    xs = np.empty((strokes, _LAMA_MAX_SEGMENTS + 1))
+    highs = np.array([width, height, m] + [p.max_angle] * m + [p.max_length] * m + [p.max_width] * m)
+    table = rng.integers(0, highs, (strokes, len(highs))).astype(np.float64)  # every column uniform on 0…high−1
+    table[:, 2] += 1  # 1…5 segments
+    angle = table[:, 3:3 + m] + 0.01
+    angle[::2] = _TWO_PI - angle[::2]  # every other stroke mirrored
+    table[:, 3:3 + m] = angle
+    table[:, 3 + m:3 + 2 * m] = (10 + table[:, 3 + m:3 + 2 * m]) * scale
+    table[:, 3 + 2 * m:] = (5 + table[:, 3 + 2 * m:]) * scale / 2.0
+    return _StrokeDraws(table)
+
+
+def _lama_capsules_np(table: np.ndarray, owner: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Capsules (K, 6) of the strokes in ``table`` (rows of ``_StrokeDraws``), first column = ``owner``."""
+    m = _LAMA_MAX_SEGMENTS
+    angle, length, radius = table[:, 3:3 + m], table[:, 3 + m:3 + 2 * m], table[:, 3 + 2 * m:]
+    step_x, step_y = length * np.sin(angle), length * np.cos(angle)
+    xs = np.empty((len(table), m + 1))
     ys = np.empty_like(xs)
-    xs[:, 0], ys[:, 0] = rng.integers(0, width, strokes), rng.integers(0, height, strokes)
-    for j in range(_LAMA_MAX_SEGMENTS):
-        xs[:, j + 1] = np.clip(np.trunc(xs[:, j] + length[:, j] * np.sin(angle[:, j])), 0, width)
-        ys[:, j + 1] = np.clip(np.trunc(ys[:, j] + length[:, j] * np.cos(angle[:, j])), 0, height)
-    valid = np.arange(_LAMA_MAX_SEGMENTS)[None, :] < segments[:, None]
-    return _chain_capsules_np(xs, ys, radius, valid), np.zeros((0, 4))
+    xs[:, 0], ys[:, 0] = table[:, 0], table[:, 1]
+    for j in range(m):
+        xs[:, j + 1] = np.clip(np.trunc(xs[:, j] + step_x[:, j]), 0, width)
+        ys[:, j + 1] = np.clip(np.trunc(ys[:, j] + step_y[:, j]), 0, height)
+    valid = np.arange(m)[None, :] < table[:, 2:3]
+    owners = np.broadcast_to(owner[:, None], valid.shape)[valid]
+    return np.column_stack([owners, _chain_capsules_np(xs, ys, radius, valid)])
 
 
 def _boxes_np(rng: np.random.Generator, height: int, width: int):
@@ -307,12 +337,19 @@ def mask_rng(seed: int, index: int) -> np.random.Generator:
 def _primitives_numpy(kind: str, indices: Sequence[int], height: int, width: int, seed: int):
     """Flat capsules (K, 6) and boxes (B, 5), first column = position in ``indices``."""
     sampler = _NUMPY_SAMPLERS[kind]
-    capsules, boxes = [], []
+    capsules, boxes, stroke_tables, stroke_owners = [np.zeros((0, 6))], [np.zeros((0, 5))], [], []
     for position, index in enumerate(indices):
-        caps, bxs = sampler(mask_rng(seed, int(index)), height, width)
+        drawn = sampler(mask_rng(seed, int(index)), height, width)
+        if isinstance(drawn, _StrokeDraws):
+            stroke_tables.append(drawn.table)
+            stroke_owners.append(np.full(len(drawn.table), position))
+            continue
+        caps, bxs = drawn
         capsules.append(np.column_stack([np.full(len(caps), position), caps]) if len(caps) else np.zeros((0, 6)))
         boxes.append(np.column_stack([np.full(len(bxs), position), bxs]) if len(bxs) else np.zeros((0, 5)))
-    return np.concatenate(capsules or [np.zeros((0, 6))]), np.concatenate(boxes or [np.zeros((0, 5))])
+    if stroke_tables:
+        capsules.append(_lama_capsules_np(np.concatenate(stroke_tables), np.concatenate(stroke_owners), height, width))
+    return np.concatenate(capsules), np.concatenate(boxes)
 
 
 # --------------------------------------------------------------------------------------------- torch samplers
@@ -478,14 +515,29 @@ def _primitives_torch(kind: str, n: int, height: int, width: int, seed: int, dev
 
 
 def _holes(primitives, n: int, height: int, width: int, grow=None):
+    """Hole indicator (n, H, W): a NumPy array for NumPy primitives, a tensor on their device for torch ones."""
     capsules, boxes = primitives
     if isinstance(capsules, np.ndarray):
-        return torch.from_numpy(rasterise_numpy(capsules, boxes, n, height, width, grow))
+        return rasterise_numpy(capsules, boxes, n, height, width, grow)
     return rasterise_torch(capsules, boxes, n, height, width, grow)
 
 
-def _to_masks(holes: Tensor, device: torch.device) -> Tensor:
-    return (~holes).to(device=device, dtype=torch.float32).unsqueeze(1)
+def _to_masks(holes, device: torch.device) -> Tensor:
+    """Hole indicator (n, H, W) → float masks (n, 1, H, W), 1 = known, on ``device``."""
+    if isinstance(holes, Tensor) and holes.device.type == "cpu":
+        holes = holes.numpy()
+    if isinstance(holes, np.ndarray):  # NumPy's bool → float32 is many times faster than torch's on a CPU
+        return torch.from_numpy(np.logical_not(holes).view(np.uint8).astype(np.float32)[:, None]).to(device)
+    return torch.logical_not(holes).to(device=device, dtype=torch.float32).unsqueeze(1)
+
+
+def _masks_of(primitives, n: int, height: int, width: int, device: torch.device) -> Tensor:
+    """Float masks (n, 1, H, W) on ``device`` from primitives (NumPy ones are drawn straight as masks)."""
+    capsules, boxes = primitives
+    if isinstance(capsules, np.ndarray):
+        masks = rasterise_numpy(capsules, boxes, n, height, width, as_masks=True)
+        return torch.from_numpy(masks[:, None]).to(device)
+    return _to_masks(_holes(primitives, n, height, width), device)
 
 
 def _draw(kind: str, n: int, height: int, width: int, seed: int, device: torch.device, backend: str, first: int = 0):
@@ -517,7 +569,7 @@ def generate(
     device = torch.device(device)
     backend = _pick_backend(backend, device)
     primitives = _draw(kind, n, height, width, seed, device, backend)
-    return _to_masks(_holes(primitives, n, height, width), device)
+    return _masks_of(primitives, n, height, width, device)
 
 
 def hole_ratio(masks: Tensor) -> Tensor:
@@ -566,40 +618,132 @@ def _select(primitives, keep: np.ndarray, n: int):
     return tuple(out)
 
 
-def _largest_extent(primitives, count: int) -> float:
-    """An amount of shrinking that empties every mask: more than any radius or box half-side."""
-    capsules, boxes = primitives
-    sizes = [float(capsules[:, 5].max()) if len(capsules) else 0.0]
-    if len(boxes):
-        sizes.append(float((boxes[:, 3:5] - boxes[:, 1:3]).max()) / 2)
-    return max(sizes) + 1.0
+def _hole_fraction(holes) -> np.ndarray:
+    """Exact hole fraction per mask of a hole indicator (n, H, W), as float64 NumPy."""
+    counts = holes.reshape(len(holes), -1).sum(1)
+    pixels = holes.shape[1] * holes.shape[2]
+    return (counts.cpu().numpy() if isinstance(counts, Tensor) else counts) / pixels
 
 
-def _fit_into_bucket(primitives, count, height, width, low, high, steps: int) -> tuple[Tensor, np.ndarray]:
-    """Holes of ``count`` masks moved into (low, high] by bisection on a per-mask grow amount; and which made it."""
-    as_torch = isinstance(primitives[0], Tensor)
-    pixels = height * width
-    holes = _holes(primitives, count, height, width)
-    ratio = holes.flatten(1).sum(1).cpu().numpy() / pixels
-    done = (ratio > low) & (ratio <= high)
-    shrink_to_empty = _largest_extent(primitives, count)
-    grow_low = np.where(ratio <= low, 0.0, -shrink_to_empty)   # a grow amount whose ratio is ≤ low
-    grow_high = np.where(ratio <= low, math.hypot(height, width), 0.0)  # one whose ratio is > high (or = 1)
+def _rows(holes, index: np.ndarray):
+    """NumPy integer index usable on ``holes`` (a NumPy array, or a tensor on any device)."""
+    return torch.as_tensor(index, device=holes.device) if isinstance(holes, Tensor) else index
+
+
+def _owner(rows):
+    return rows[:, 0].long() if isinstance(rows, Tensor) else rows[:, 0].astype(np.int64)
+
+
+def _rank_within_mask(owner):
+    """Position of every primitive among those of its mask, in the given order (NumPy or torch, int64)."""
+    if isinstance(owner, Tensor):
+        sorted_owner, order = torch.sort(owner, stable=True)
+        position = torch.arange(len(owner), device=owner.device) - torch.searchsorted(sorted_owner, sorted_owner)
+        rank = torch.empty_like(position)
+        rank[order] = position
+        return rank
+    order = np.argsort(owner, kind="stable")
+    sorted_owner = owner[order]
+    rank = np.empty(len(owner), dtype=np.int64)
+    rank[order] = np.arange(len(owner)) - np.searchsorted(sorted_owner, sorted_owner)
+    return rank
+
+
+def _combine(own, extra, extras_per_mask: int):
+    """A mask's own primitives followed by those of its ``extras_per_mask`` extra masks, each ranked within its mask."""
+    cat = torch.cat if isinstance(own[0], Tensor) else np.concatenate
+    extra = tuple(rows.clone() if isinstance(rows, Tensor) else rows.copy() for rows in extra)
+    for rows in extra:
+        rows[:, 0] = rows[:, 0] // extras_per_mask
+    capsules, boxes = cat([own[0], extra[0]]), cat([own[1], extra[1]])
+    owners = cat([_owner(own[0]), _owner(own[1]), _owner(extra[0]), _owner(extra[1])])
+    rank = _rank_within_mask(owners)
+    a, b, c = len(own[0]), len(own[1]), len(extra[0])
+    return capsules, boxes, cat([rank[:a], rank[a + b:a + b + c]]), cat([rank[a:a + b], rank[a + b + c:]])
+
+
+def _prefix(combined, amount):
+    """Each mask drawn with its first ⌊amount⌋ primitives in full and the next one scaled by amount − ⌊amount⌋
+    (capsule radius, box size about its centre); the hole ratio never decreases as ``amount`` grows."""
+    capsules, boxes, capsule_rank, box_rank = combined
+    xp = torch if isinstance(capsules, Tensor) else np
+    out = []
+    for rows, rank, is_box in ((capsules, capsule_rank, False), (boxes, box_rank, True)):
+        reach = amount[_owner(rows)]
+        whole = xp.floor(reach)
+        factor = xp.where(rank < whole, 1.0, xp.where(rank == whole, reach - whole, -1.0))
+        rows = rows.clone() if xp is torch else rows.copy()
+        if is_box:
+            centre, half = (rows[:, 1:3] + rows[:, 3:5]) / 2, (rows[:, 3:5] - rows[:, 1:3]) / 2
+            half = half * xp.where(factor > 0, factor, 0.0)[:, None]
+            rows[:, 1:3], rows[:, 3:5] = centre - half, centre + half
+            rows[:, 3:5] = xp.where((factor > 0)[:, None], rows[:, 3:5], rows[:, 1:3])
+        else:
+            rows[:, 5] = xp.where(factor > 0, rows[:, 5] * factor, -1.0)
+        out.append(rows)
+    return tuple(out)
+
+
+def _bisect_into_bucket(render, holes, done, lower, upper, low, high, steps: int) -> None:
+    """Bisection per pending mask on a parameter whose hole ratio never decreases; updates ``holes`` and ``done``.
+
+    ``render(masks, values)`` draws masks (indices) at parameter values; ``lower`` gives a ratio ≤ low,
+    ``upper`` one above ``high`` (or the largest the method can reach).
+    """
     for _ in range(steps):
         pending = np.flatnonzero(~done)
         if len(pending) == 0:
-            break
-        middle = (grow_low[pending] + grow_high[pending]) / 2
-        grow = torch.as_tensor(middle, dtype=primitives[0].dtype, device=primitives[0].device) if as_torch else middle
-        trial = _holes(_select(primitives, pending, count), len(pending), height, width, grow)
-        trial_ratio = trial.flatten(1).sum(1).cpu().numpy() / pixels
-        inside = (trial_ratio > low) & (trial_ratio <= high)
-        holes[torch.as_tensor(pending[inside], device=holes.device)] = trial[torch.as_tensor(np.flatnonzero(inside), device=trial.device)]
+            return
+        middle = (lower[pending] + upper[pending]) / 2
+        trial = render(pending, middle)
+        ratio = _hole_fraction(trial)
+        inside = (ratio > low) & (ratio <= high)
+        holes[_rows(holes, pending[inside])] = trial[_rows(trial, np.flatnonzero(inside))]
         done[pending[inside]] = True
-        too_small = trial_ratio <= low
-        grow_low[pending[too_small]] = middle[too_small]
-        grow_high[pending[~too_small & ~inside]] = middle[~too_small & ~inside]
+        lower[pending[ratio <= low]] = middle[ratio <= low]
+        upper[pending[ratio > high]] = middle[ratio > high]
+
+
+def _fit_into_bucket(own, extra, extras_per_mask, count, height, width, low, high, steps: int = 40):
+    """Holes of ``count`` masks brought into (low, high]; returns (holes, which made it).
+
+    First by the number of strokes: a mask keeps a prefix of its own primitives followed by those of its extra
+    masks (``_prefix``). A mask that stays too sparse even with all of them is then grown as a whole.
+    """
+    holes = _holes(own, count, height, width)
+    ratio = _hole_fraction(holes)
+    done = (ratio > low) & (ratio <= high)
+    if done.all():
+        return holes, done
+    combined = _combine(own, extra, extras_per_mask)
+    capsules = combined[0]
+    as_array = (lambda v: torch.as_tensor(v, dtype=capsules.dtype, device=capsules.device)) if isinstance(
+        capsules, Tensor) else (lambda v: v)
+    available = np.bincount(np.concatenate([
+        _as_numpy(_owner(combined[0])), _as_numpy(_owner(combined[1]))]), minlength=count).astype(float)
+    own_count = np.bincount(np.concatenate([_as_numpy(_owner(own[0])), _as_numpy(_owner(own[1]))]), minlength=count)
+
+    def by_prefix(masks, values):
+        amount = np.zeros(count)
+        amount[masks] = values
+        return _holes(_select(_prefix(combined, as_array(amount)), masks, count), len(masks), height, width)
+
+    upper = np.where(ratio <= low, available, own_count.astype(float))
+    _bisect_into_bucket(by_prefix, holes, done, np.zeros(count), upper, low, high, steps)
+
+    everything = (combined[0], combined[1])
+
+    def by_growth(masks, values):
+        return _holes(_select(everything, masks, count), len(masks), height, width, as_array(values))
+
+    lower = np.zeros(count)
+    upper = np.full(count, math.hypot(height, width))
+    _bisect_into_bucket(by_growth, holes, done, lower, upper, low, high, steps)
     return holes, done
+
+
+def _as_numpy(values) -> np.ndarray:
+    return values.cpu().numpy() if isinstance(values, Tensor) else values
 
 
 def generate_in_bucket(
@@ -614,11 +758,14 @@ def generate_in_bucket(
 ) -> Tensor:
     """``n`` masks of family ``kind`` whose hole ratio lies in ``bucket`` = (lo, hi], e.g. one of ``PAPER_BUCKETS``.
 
-    Masks are drawn as by ``generate``; those already inside the bucket are kept, the others are grown or
-    shrunk (every stroke radius and box side moved by one amount per mask, found by at most 40 bisection
-    steps). Masks that still miss (a single step of the grow amount can add many pixels at once on tiny
-    images) are redrawn, at most ``max_rounds`` rounds in all; then a RuntimeError says how many are missing.
-    A bucket that no mask of this size can reach (too few pixels) raises ValueError at once.
+    Masks are drawn as by ``generate``; those already inside the bucket are kept. A mask with too much hole
+    keeps only its first strokes (boxes), a mask with too little borrows the strokes of up to
+    ``_EXTRA_MASKS`` further masks of the family; the number kept — the last one drawn partly, thinner — is
+    found by bisection (at most 40 steps), so the masks keep the family's stroke widths and look. A mask
+    still too sparse with all of them is grown as a whole (every radius and box side moved out by one
+    amount, again by bisection). Masks that still miss (on tiny images one step can add many pixels) are
+    redrawn, at most ``max_rounds`` rounds in all; then a RuntimeError says how many are missing. A bucket
+    that no mask of this size can reach (too few pixels) raises ValueError at once.
     """
     _check_kind(kind)
     n = _check_count(n)
@@ -628,14 +775,16 @@ def generate_in_bucket(
     seed = _check_seed(seed)
     device = torch.device(device)
     backend = _pick_backend(backend, device)
-    found: list[Tensor] = []
+    found = []
     missing, first = n, 0
     for _ in range(max_rounds):
         if missing == 0:
             break
-        primitives = _draw(kind, missing, height, width, seed, device, backend, first)
-        holes, done = _fit_into_bucket(primitives, missing, height, width, low, high, steps=40)
-        found.append(holes[torch.as_tensor(np.flatnonzero(done), device=holes.device)])
+        own = _draw(kind, missing, height, width, seed, device, backend, first)
+        extra_seed = int(np.random.SeedSequence(seed, spawn_key=(first, _EXTRA_MASKS)).generate_state(1)[0])
+        extra = _draw(kind, missing * _EXTRA_MASKS, height, width, extra_seed, device, backend)
+        holes, done = _fit_into_bucket(own, extra, _EXTRA_MASKS, missing, height, width, low, high)
+        found.append(holes[_rows(holes, np.flatnonzero(done))])
         first += missing
         missing -= int(done.sum())
     if missing:
@@ -643,8 +792,9 @@ def generate_in_bucket(
             f"{missing} of {n} {kind!r} masks of size {height}×{width} could not be brought into ({low}, {high}] "
             f"in {max_rounds} rounds; try a wider bucket or a larger size"
         )
-    holes = torch.cat(found) if found else torch.zeros((0, height, width), dtype=torch.bool)
-    return _to_masks(holes, device)
+    if not found:
+        return _to_masks(np.zeros((0, height, width), dtype=bool), device)
+    return _to_masks(torch.cat(found) if isinstance(found[0], Tensor) else np.concatenate(found), device)
 
 
 # --------------------------------------------------------------------------------------------- data loading
@@ -672,7 +822,7 @@ class MaskDataset(Dataset):
         index %= self.length
         height, width = self.size
         primitives = _primitives_numpy(self.kind, [index], height, width, self.seed)
-        return _to_masks(_holes(primitives, 1, height, width), torch.device("cpu"))[0]
+        return _masks_of(primitives, 1, height, width, torch.device("cpu"))[0]
 
 
 class MaskStream(IterableDataset):
@@ -696,7 +846,7 @@ class MaskStream(IterableDataset):
         while True:
             indices = index + workers * np.arange(self.chunk)
             primitives = _primitives_numpy(self.kind, indices, height, width, self.seed)
-            yield from _to_masks(_holes(primitives, self.chunk, height, width), torch.device("cpu"))
+            yield from _masks_of(primitives, self.chunk, height, width, torch.device("cpu"))
             index += workers * self.chunk
 
 

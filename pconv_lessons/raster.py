@@ -14,9 +14,11 @@ the reference the tests use; on a GPU it is a fine way to draw a few strokes). T
 work by **scan lines** instead: a capsule is convex, so each pixel row cuts it in one interval of
 columns — the union of the intervals cut from its two end disks (``ax ± sqrt(r² − (y − ay)²)``) and
 from its rectangle body (two linear inequalities in x: the projection onto AB lies in [0, |AB|²] and
-the cross product is at most r·|AB|). Every pixel of every interval is then set in one scatter. The
-work is proportional to the number of (primitive, row) pairs plus the number of covered pixels, for a
-whole batch of masks at once, with no per-pixel pass over the empty parts.
+the cross product is at most r·|AB|). NumPy then sets every pixel of every interval in one scatter
+(work ∝ covered pixels, a few masks at a time so that it stays in cache); torch writes +1 at each
+interval's start and −1 after its end into a difference array whose running sum counts the intervals
+covering each pixel (work ∝ pixels and no data-dependent sizes, which suits a GPU). Either way a whole
+batch of masks is drawn at once.
 
 Primitives come as flat arrays with the mask index in the first column:
 capsules ``(K, 6) = [mask, ax, ay, bx, by, r]`` (``r < 0`` draws nothing) and boxes
@@ -33,46 +35,58 @@ import numpy as np
 import torch
 from torch import Tensor
 
-def _linear_interval_np(alpha, low, high):
-    """Solutions X of low ≤ alpha·X ≤ high as [left, right] (empty: left = +inf, right = −inf)."""
-    safe = np.where(alpha == 0, 1.0, alpha)
-    a, b = low / safe, high / safe
-    left, right = np.minimum(a, b), np.maximum(a, b)
-    flat_ok = (low <= 0) & (0 <= high)
-    left = np.where(alpha == 0, np.where(flat_ok, -np.inf, np.inf), left)
-    right = np.where(alpha == 0, np.where(flat_ok, np.inf, -np.inf), right)
-    return left, right
+# NumPy draws this many pixels' worth of masks at a time, so that its temporaries stay in cache;
+# torch this many, so that a large GPU batch (e.g. 8192 masks at 512²) fits in memory.
+_CHUNK_PIXELS = 1 << 20
+TORCH_CHUNK_PIXELS = 1 << 26
+
+# A segment exactly parallel to an axis gets this (pixel-scale) nudge, so the body's two constraints are
+# always intervals in x; it turns the segment by ~1e-12 rad, which moves no pixel centre off a boundary.
+_AXIS_NUDGE = 1e-12
 
 
-def _capsule_row_intervals_np(caps: np.ndarray, rows: np.ndarray):
-    """Column interval [left, right] (real-valued) that each capsule cuts from its pixel row."""
+def _capsule_constants_np(caps: np.ndarray) -> np.ndarray:
+    """Per capsule, what every one of its rows needs: [ax, ay, bx, by, r², s1, lo1, hi1, s2, half2].
+
+    In X = x − ax and dya = row − ay, the rectangle body is the intersection of
+    0 ≤ X·dx + dya·dy ≤ |AB|²   →   X ∈ −dya·s1 + [lo1, hi1],   s1 = dy/dx, {lo1, hi1} = {0, |AB|²/dx};
+    |X·dy − dya·dx| ≤ r·|AB|   →   X ∈ dya·s2 ± half2,          s2 = dx/dy, half2 = r·|AB|/|dy|.
+    """
     ax, ay, bx, by, r = (caps[:, i] for i in range(1, 6))
     dx, dy = bx - ax, by - ay
     length = np.hypot(dx, dy)
+    dx = np.where(dx == 0, _AXIS_NUDGE, dx)
+    dy = np.where(dy == 0, _AXIS_NUDGE, dy)
+    end = length * length / dx
+    return np.column_stack([ax, ay, bx, by, r * r, dy / dx, np.minimum(end, 0), np.maximum(end, 0),
+                            dx / dy, r * length / np.abs(dy)])
+
+
+def _capsule_row_intervals_np(constants: np.ndarray, rows: np.ndarray):
+    """Column interval [left, right] (real-valued) that each capsule cuts from its pixel row (empty: left > right).
+
+    The union of the intervals cut from the two end discs (ax ± √(r² − dya²)) and from the body.
+    """
+    ax, ay, bx, by, r2, s1, lo1, hi1, s2, half2 = constants.T
     dya, dyb = rows - ay, rows - by
-    ha = np.sqrt(np.maximum(r * r - dya * dya, 0.0))
-    hb = np.sqrt(np.maximum(r * r - dyb * dyb, 0.0))
-    in_a, in_b = r * r >= dya * dya, r * r >= dyb * dyb
-    left = np.minimum(np.where(in_a, ax - ha, np.inf), np.where(in_b, bx - hb, np.inf))
-    right = np.maximum(np.where(in_a, ax + ha, -np.inf), np.where(in_b, bx + hb, -np.inf))
-    # Rectangle body, in X = x − ax: 0 ≤ X·dx + dya·dy ≤ |AB|² and |X·dy − dya·dx| ≤ r·|AB|.
-    l1, r1 = _linear_interval_np(dx, -dya * dy, length * length - dya * dy)
-    l2, r2 = _linear_interval_np(dy, dya * dx - r * length, dya * dx + r * length)
-    body_l, body_r = np.maximum(l1, l2) + ax, np.minimum(r1, r2) + ax
-    body = (length > 0) & (body_l <= body_r)
-    left = np.where(body, np.minimum(left, body_l), left)
-    right = np.where(body, np.maximum(right, body_r), right)
-    return left, right
+    reach_a, reach_b = r2 - dya * dya, r2 - dyb * dyb
+    ha, hb = np.sqrt(np.maximum(reach_a, 0.0)), np.sqrt(np.maximum(reach_b, 0.0))
+    left = np.minimum(np.where(reach_a >= 0, ax - ha, np.inf), np.where(reach_b >= 0, bx - hb, np.inf))
+    right = np.maximum(np.where(reach_a >= 0, ax + ha, -np.inf), np.where(reach_b >= 0, bx + hb, -np.inf))
+    shift1, centre2 = -dya * s1, dya * s2
+    body_left = np.maximum(shift1 + lo1, centre2 - half2) + ax
+    body_right = np.minimum(shift1 + hi1, centre2 + half2) + ax
+    body = body_left <= body_right
+    return np.where(body, np.minimum(left, body_left), left), np.where(body, np.maximum(right, body_right), right)
 
 
-def _fill_spans_np(mask_index, rows, c0, c1, n: int, height: int, width: int) -> np.ndarray:
-    """Hole indicator (n, H, W): every pixel of every column span [c0, c1] on (mask, row) set to True."""
+def _fill_spans_np(mask_index, rows, c0, c1, out: np.ndarray, value) -> None:
+    """Write ``value`` into every pixel of every column span [c0, c1] on (mask, row) of ``out`` (n, H, W), in one scatter."""
+    _, height, width = out.shape
     starts = (mask_index * height + rows) * width + c0
     lengths = c1 - c0 + 1
     offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
-    out = np.zeros(n * height * width, dtype=bool)
-    out[np.arange(len(offsets)) + offsets] = True
-    return out.reshape(n, height, width)
+    out.reshape(-1)[np.arange(len(offsets)) + offsets] = value
 
 
 def _capsule_spans_np(caps: np.ndarray, height: int, width: int):
@@ -84,12 +98,11 @@ def _capsule_spans_np(caps: np.ndarray, height: int, width: int):
     counts = np.maximum(bottom - top + 1, 0)
     owner = np.repeat(np.arange(len(caps)), counts)
     rows = top[owner] + np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
-    pairs = caps[owner]
-    left, right = _capsule_row_intervals_np(pairs, rows.astype(np.float64))
+    left, right = _capsule_row_intervals_np(_capsule_constants_np(caps)[owner], rows.astype(np.float64))
     c0 = np.clip(np.ceil(left), 0, width)
     c1 = np.clip(np.floor(right), -1, width - 1)
     ok = c0 <= c1
-    return pairs[ok, 0].astype(np.int64), rows[ok], c0[ok].astype(np.int64), c1[ok].astype(np.int64)
+    return caps[owner[ok], 0].astype(np.int64), rows[ok], c0[ok].astype(np.int64), c1[ok].astype(np.int64)
 
 
 def _box_spans_np(boxes: np.ndarray, height: int, width: int):
@@ -115,19 +128,36 @@ def _grown_np(caps: np.ndarray, boxes: np.ndarray, grow: np.ndarray | None):
 
 
 def rasterise_numpy(
-    capsules: np.ndarray, boxes: np.ndarray, n: int, height: int, width: int, grow: np.ndarray | None = None
+    capsules: np.ndarray,
+    boxes: np.ndarray,
+    n: int,
+    height: int,
+    width: int,
+    grow: np.ndarray | None = None,
+    as_masks: bool = False,
 ) -> np.ndarray:
-    """Hole indicator (n, H, W) bool of capsules (K, 6) and boxes (B, 5), by scan-line spans in NumPy (float64)."""
+    """Hole indicator (n, H, W) bool of capsules (K, 6) and boxes (B, 5), by scan-line spans in NumPy (float64).
+
+    With ``as_masks=True`` the result is float32 masks instead, 1 = known and 0 = hole (written directly,
+    which saves two passes over the pixels).
+    """
     capsules = np.asarray(capsules, dtype=np.float64).reshape(-1, 6)
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 5)
     capsules, boxes = _grown_np(capsules, boxes, grow)
-    spans = [np.concatenate(parts) for parts in zip(_capsule_spans_np(capsules, height, width),
-                                                    _box_spans_np(boxes, height, width))]
-    return _fill_spans_np(*spans, n, height, width)
+    out = np.ones((n, height, width), dtype=np.float32) if as_masks else np.zeros((n, height, width), dtype=bool)
+    per_chunk = max(1, _CHUNK_PIXELS // (height * width))
+    for first in range(0, n, per_chunk):
+        last = min(n, first + per_chunk)
+        caps = capsules[(capsules[:, 0] >= first) & (capsules[:, 0] < last)]
+        bxs = boxes[(boxes[:, 0] >= first) & (boxes[:, 0] < last)]
+        caps_spans, box_spans = _capsule_spans_np(caps, height, width), _box_spans_np(bxs, height, width)
+        mask_index, rows, c0, c1 = (np.concatenate(parts) for parts in zip(caps_spans, box_spans))
+        _fill_spans_np(mask_index - first, rows, c0, c1, out[first:last], 0.0 if as_masks else True)
+    return out
 
 
 def _linear_interval_torch(alpha: Tensor, low: Tensor, high: Tensor) -> tuple[Tensor, Tensor]:
-    """Torch twin of ``_linear_interval_np``."""
+    """Solutions X of low ≤ alpha·X ≤ high as [left, right] (empty: left = +inf, right = −inf)."""
     zero = alpha == 0
     safe = torch.where(zero, torch.ones_like(alpha), alpha)
     a, b = low / safe, high / safe
@@ -140,7 +170,11 @@ def _linear_interval_torch(alpha: Tensor, low: Tensor, high: Tensor) -> tuple[Te
 
 
 def _capsule_row_intervals_torch(caps: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
-    """Torch twin of ``_capsule_row_intervals_np``."""
+    """Column interval [left, right] that each capsule (one row of ``caps`` per pixel row) cuts from its row.
+
+    The same union of end-disc and body intervals as ``_capsule_row_intervals_np``, written with the body's
+    two linear inequalities solved per pair (and axis-parallel segments handled exactly).
+    """
     ax, ay, bx, by, r = caps[:, 1], caps[:, 2], caps[:, 3], caps[:, 4], caps[:, 5]
     dx, dy = bx - ax, by - ay
     length = torch.hypot(dx, dy)
@@ -192,6 +226,22 @@ def _box_spans_torch(boxes: Tensor, height: int, width: int):
     return boxes[owner, 0].long(), rows, c0[owner], c1[owner]
 
 
+def _fill_torch(capsules: Tensor, boxes: Tensor, n: int, height: int, width: int) -> Tensor:
+    """Hole indicator (n, H, W) of primitives whose mask indices lie in 0…n−1."""
+    spans = [torch.cat(parts) for parts in zip(_capsule_spans_torch(capsules, height, width),
+                                                _box_spans_torch(boxes, height, width))]
+    mask_index, rows, c0, c1 = spans
+    # Difference array over the flattened batch: +1 where a span starts, −1 just after it ends (the
+    # first pixel of the next row when a span reaches the right border, which is where a running sum
+    # over the flattened array needs it). Its cumulative sum counts the spans covering each pixel.
+    starts = (mask_index * height + rows) * width + c0
+    diff = torch.zeros(n * height * width + 1, dtype=torch.int32, device=capsules.device)
+    ones = torch.ones_like(starts, dtype=torch.int32)
+    diff.scatter_add_(0, starts, ones)
+    diff.scatter_add_(0, starts + (c1 - c0 + 1), -ones)
+    return (torch.cumsum(diff[:-1], 0, dtype=torch.int32) > 0).view(n, height, width)
+
+
 def rasterise_torch(
     capsules: Tensor, boxes: Tensor, n: int, height: int, width: int, grow: Tensor | None = None
 ) -> Tensor:
@@ -199,6 +249,7 @@ def rasterise_torch(
 
     Runs on the primitives' device (float32 on a GPU is exact enough: only pixel centres lying
     on a stroke's boundary, to within rounding, can differ from the float64 NumPy rasteriser).
+    Large batches are drawn ``TORCH_CHUNK_PIXELS`` pixels' worth of masks at a time to bound memory.
     """
     if grow is not None:
         capsules, boxes = capsules.clone(), boxes.clone()
@@ -206,15 +257,18 @@ def rasterise_torch(
         box_grow = grow[boxes[:, 0].long()][:, None]
         boxes[:, 1:3] -= box_grow
         boxes[:, 3:5] += box_grow
-    spans = [torch.cat(parts) for parts in zip(_capsule_spans_torch(capsules, height, width),
-                                                _box_spans_torch(boxes, height, width))]
-    mask_index, rows, c0, c1 = spans
-    starts = (mask_index * height + rows) * width + c0
-    lengths = c1 - c0 + 1
-    offsets = torch.repeat_interleave(starts - (torch.cumsum(lengths, 0) - lengths), lengths)
-    out = torch.zeros(n * height * width, dtype=torch.bool, device=capsules.device)
-    out[torch.arange(len(offsets), device=out.device) + offsets] = True
-    return out.view(n, height, width)
+    per_chunk = max(1, TORCH_CHUNK_PIXELS // (height * width))
+    if n <= per_chunk:
+        return _fill_torch(capsules, boxes, n, height, width)
+    out = torch.empty((n, height, width), dtype=torch.bool, device=capsules.device)
+    for first in range(0, n, per_chunk):
+        last = min(n, first + per_chunk)
+        caps = capsules[(capsules[:, 0] >= first) & (capsules[:, 0] < last)].clone()
+        bxs = boxes[(boxes[:, 0] >= first) & (boxes[:, 0] < last)].clone()
+        caps[:, 0] -= first
+        bxs[:, 0] -= first
+        out[first:last] = _fill_torch(caps, bxs, last - first, height, width)
+    return out
 
 
 def capsule_distance_masks(capsules: Tensor, n: int, height: int, width: int) -> Tensor:

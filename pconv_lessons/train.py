@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from pconv_lessons.data import MaskFn, MaskSource, make_pairs
+from pconv_lessons.data import MaskBank, MaskFn, MaskSource, make_pairs
 
 CHECKPOINT_FORMAT = "pconv_lessons.train/1"
 CHECKPOINT_NAME = "last.pt"
@@ -56,8 +56,9 @@ class TrainConfig:
 
     ``finetune_step=None`` starts the fine-tune phase (lower lr, frozen encoder BN; models that have
     one) after 80% of ``steps``. ``model_args`` go to the model's builder (PConv: ``base_channels``,
-    ``layer_size``), ``loss_args`` to its objective (PConv: ``vgg_weights``, ``weights``).
-    ``precision="auto"`` is bf16 autocast on CUDA and float32 on the CPU. ``num_workers=None`` uses
+    ``layer_size``), ``loss_args`` to its objective (PConv: ``vgg_weights`` and ``weights``, see ``PConvObjective``).
+    ``mask_bank=N`` > 0 trains on a ``MaskBank`` of N masks per hole-ratio bucket and family of ``mask_kind``
+    instead of fresh masks per sample. ``precision="auto"`` is bf16 autocast on CUDA and float32 on the CPU. ``num_workers=None`` uses
     ``default_num_workers()`` DataLoader workers.
     """
 
@@ -70,7 +71,8 @@ class TrainConfig:
     lr: float = 2e-4
     finetune_lr: float = 5e-5
     finetune_step: int | None = None
-    mask_kind: str = "mixed"
+    mask_kind: str = "free_form"
+    mask_bank: int = 0
     model_args: dict[str, Any] = field(default_factory=dict)
     loss_args: dict[str, Any] = field(default_factory=dict)
     max_minutes: float | None = None
@@ -128,15 +130,32 @@ class Objective:
         raise NotImplementedError(f"{type(self).__name__} must define loss()")
 
 
+class NoFeatures(nn.Module):
+    """A loss network that returns no feature maps: the perceptual and style terms become 0 and cost nothing."""
+
+    def forward(self, images: Tensor) -> tuple[Tensor, ...]:
+        return ()
+
+
 class PConvObjective(Objective):
-    """The PConv paper's loss (``InpaintingLoss``) and two-phase schedule (BN frozen in the encoder)."""
+    """The PConv paper's loss (``InpaintingLoss``) and two-phase schedule (BN frozen in the encoder).
+
+    ``loss_args``: ``vgg_weights`` — ``"imagenet"`` (the paper's choice; cached or downloaded once),
+    a weights file, ``"random"`` (default: random-init VGG16, offline, announced by a warning) or
+    ``"none"`` (no loss network: only the valid, hole and TV terms, much cheaper on a CPU) — and
+    ``weights``, overrides of the paper's loss weights, e.g. ``{"style": 250}``.
+    """
 
     def __init__(self, config: TrainConfig, device: torch.device) -> None:
         from pconv_lessons.losses import InpaintingLoss, VGG16Features
 
         super().__init__(config)
         args = dict(config.loss_args)
-        extractor = VGG16Features(weights=args.pop("vgg_weights", None)).to(device).eval()
+        vgg_weights = args.pop("vgg_weights", "random")
+        if vgg_weights == "none":
+            extractor: nn.Module = NoFeatures()
+        else:
+            extractor = VGG16Features(weights=None if vgg_weights == "random" else vgg_weights).eval()
         self.criterion = InpaintingLoss(extractor, **args).to(device)
 
     def finetuning(self, step: int) -> bool:
@@ -146,26 +165,11 @@ class PConvObjective(Objective):
         return self.config.finetune_lr if self.finetuning(step) else self.config.lr
 
     def begin_step(self, step: int, model: nn.Module) -> None:
+        model.freeze_encoder_batchnorm(self.finetuning(step))
         model.train()
-        if self.finetuning(step):
-            freeze_encoder_batchnorm(model)
 
     def loss(self, phase: str, model: nn.Module, image: Tensor, mask: Tensor, cache: dict) -> dict[str, Tensor]:
         return self.criterion(self.predict(model, image, mask), image, mask)
-
-
-def freeze_encoder_batchnorm(model: nn.Module) -> None:
-    """Put every BatchNorm in ``model.encoder`` in eval mode: running statistics are used and not updated.
-
-    Their affine weights keep learning (as in the paper's fine-tune phase). Must be called after every
-    ``model.train()``, which switches them back.
-    """
-    encoder = getattr(model, "encoder", None)
-    if not isinstance(encoder, nn.Module):
-        raise ValueError(f"{type(model).__name__} has no .encoder module whose batch norms could be frozen")
-    for module in encoder.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.eval()
 
 
 # ------------------------------------------------------------------------------------------- registry
@@ -237,6 +241,13 @@ register_model("lama", _build_lama, _lama_objective)
 
 
 # ------------------------------------------------------------------------------------ infrastructure
+
+
+def make_mask_fn(config: TrainConfig) -> MaskFn:
+    """``MaskBank`` when ``config.mask_bank`` > 0, else fresh ``MaskSource`` masks of ``config.mask_kind``."""
+    if config.mask_bank > 0:
+        return MaskBank(config.mask_kind, config.image_size, per_bucket=config.mask_bank, seed=7_000_000 + config.seed)
+    return MaskSource(config.mask_kind)
 
 
 def default_num_workers() -> int:
@@ -363,7 +374,8 @@ class Trainer:
     """Trains ``config.model`` on ``config.data``; ``train()`` runs to ``config.steps`` or the time budget.
 
     ``resume=True`` continues from ``OUT/last.pt`` exactly where it stopped; the saved config is used,
-    except ``steps``, ``max_minutes``, ``device`` and ``num_workers``, which come from ``config``.
+    except ``steps``, ``max_minutes``, ``device`` and ``num_workers``, which come from ``config``, and
+    ``finetune_step`` where ``config`` sets it (to move the fine-tune phase of a run under way).
     ``mask_fn`` replaces the mask generator (``MaskSource(config.mask_kind)``) — handy in tests.
     """
 
@@ -373,8 +385,11 @@ class Trainer:
         checkpoint = load_checkpoint(self.out / CHECKPOINT_NAME) if resume else None
         if checkpoint is not None:
             saved = config_from_dict(checkpoint["config"])
-            config = dataclasses.replace(saved, steps=config.steps, max_minutes=config.max_minutes,
-                                         device=config.device, num_workers=config.num_workers, out=config.out)
+            overrides = {"steps": config.steps, "max_minutes": config.max_minutes, "device": config.device,
+                         "num_workers": config.num_workers, "out": config.out}
+            if config.finetune_step is not None:
+                overrides["finetune_step"] = config.finetune_step
+            config = dataclasses.replace(saved, **overrides)
         if config.finetune_step is None:
             config = dataclasses.replace(config, finetune_step=config.resolved_finetune_step())
         self.config = config
@@ -403,7 +418,7 @@ class Trainer:
         self.elapsed_seconds = 0.0
         self.history: list[dict[str, float]] = []
         self._sample_batch: tuple[Tensor, Tensor] | None = None
-        self.mask_fn = mask_fn if mask_fn is not None else MaskSource(config.mask_kind)
+        self.mask_fn = mask_fn if mask_fn is not None else make_mask_fn(config)
         self.pairs = make_pairs(config.data, config.image_size, self.mask_fn, config.seed,
                                 split="train", skip_corrupt=config.skip_corrupt)
         if checkpoint is not None:
@@ -449,7 +464,8 @@ class Trainer:
 
     # ---- data
 
-    def _batches(self) -> Iterator[tuple[Tensor, Tensor]]:
+    def batches(self) -> Iterator[tuple[Tensor, Tensor]]:
+        """Endless (image, mask) batches on the device, from the run's current position in the data stream."""
         workers = self.config.num_workers if self.config.num_workers is not None else default_num_workers()
         loader = torch.utils.data.DataLoader(
             self.pairs, batch_size=self.config.batch_size, sampler=_StreamSampler(self.samples_seen),
@@ -496,7 +512,10 @@ class Trainer:
         return logged
 
     def train(self) -> list[dict[str, float]]:
-        """Train until ``config.steps`` (or ``max_minutes``); save checkpoint, samples and curves; return history."""
+        """Train until ``config.steps`` or ``max_minutes``; save checkpoint, samples and curves; return the history.
+
+        ``max_minutes`` bounds the run's training time summed over all its resumes (like ``steps``, a total).
+        """
         from tqdm.auto import tqdm
 
         config = self.config
@@ -504,7 +523,7 @@ class Trainer:
         started = time.monotonic() - self.elapsed_seconds
         self.out.mkdir(parents=True, exist_ok=True)
         bar = tqdm(total=config.steps, initial=self.step, disable=not self.progress, desc=config.model)
-        batches = self._batches()
+        batches = self.batches()
         try:
             while self.step < config.steps:
                 if time.monotonic() - started >= budget:
@@ -608,7 +627,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=1000, help="total steps (also when resuming)")
-    parser.add_argument("--max-minutes", type=float, default=None, help="stop cleanly after this wall time")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="stop cleanly once the run's training time (summed over resumes) reaches this")
     parser.add_argument("--out", required=True, help="run folder: last.pt, samples/, losses.csv, loss_curve.png")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1, …")
@@ -616,7 +636,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--finetune-lr", type=float, default=5e-5)
     parser.add_argument("--finetune-step", type=int, default=None, help="default: 80%% of --steps")
-    parser.add_argument("--mask-kind", default="mixed", help="a pconv_lessons.masks family")
+    parser.add_argument("--mask-kind", default="free_form", help="a pconv_lessons.masks family")
+    parser.add_argument("--mask-bank", type=int, default=0, metavar="N",
+                        help="train on a fixed pool of N masks per hole-ratio bucket (0: fresh masks per sample)")
     parser.add_argument("--model-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                         help="model knob, e.g. base_channels=16 (repeatable; values parsed as JSON)")
     parser.add_argument("--loss-arg", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
@@ -638,7 +660,8 @@ def main(argv: list[str] | None = None) -> int:
     config = TrainConfig(
         model=args.model, data=args.data, image_size=args.image_size, batch_size=args.batch_size,
         steps=args.steps, out=args.out, lr=args.lr, finetune_lr=args.finetune_lr,
-        finetune_step=args.finetune_step, mask_kind=args.mask_kind, model_args=dict(args.model_arg),
+        finetune_step=args.finetune_step, mask_kind=args.mask_kind, mask_bank=args.mask_bank,
+        model_args=dict(args.model_arg),
         loss_args=dict(args.loss_arg), max_minutes=args.max_minutes, device=args.device, seed=args.seed,
         precision=args.precision, num_workers=args.num_workers, sample_every=args.sample_every,
         checkpoint_every=args.checkpoint_every, skip_corrupt=args.skip_corrupt,

@@ -119,12 +119,14 @@ def plot_loss_curves(
 ) -> Figure:
     """One log-scale panel per loss term of a training history (a list of ``{"step": s, term: value}``).
 
-    ``marks`` draws labelled vertical lines (e.g. ``{"fine-tune": 800}``); ``smooth`` > 1 adds a moving
-    average over that many steps on top of the raw curve.
+    Terms that are 0 throughout (e.g. a loss switched off) get no panel. ``marks`` draws labelled vertical
+    lines (e.g. ``{"fine-tune": 800}``); ``smooth`` > 1 adds a moving average over that many steps.
     """
     if not history:
         raise ValueError("plot_loss_curves needs a non-empty history")
-    terms = [name for name in history[-1] if name != "step"]
+    terms = [name for name in history[-1] if name != "step" and any(entry.get(name, 0.0) != 0.0 for entry in history)]
+    if not terms:
+        raise ValueError("plot_loss_curves: every loss term in the history is 0")
     steps = np.array([entry["step"] for entry in history])
     ncols = min(3, len(terms))
     nrows = -(-len(terms) // ncols)
@@ -145,6 +147,8 @@ def plot_loss_curves(
             axis.set_yscale("log")
         axis.set_title(name, fontsize=10)
         axis.set_xlabel("step")
+    if smooth > 1:
+        axes.flat[0].legend(fontsize=8)
     figure.tight_layout()
     return figure
 
@@ -195,6 +199,101 @@ def plot_functions(
     axis.set_ylabel(ylabel)
     axis.set_title(title, fontsize=10)
     axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def show_hole_ratio_histograms(
+    ratios: dict[str, Tensor | np.ndarray],
+    buckets: Sequence[tuple[float, float]] = (),
+    ncols: int = 3,
+    bins: int = 40,
+    size: float = 3.0,
+) -> Figure:
+    """One histogram of hole ratios per entry of ``ratios`` (name → values in [0, 1]), buckets shaded in grey.
+
+    Each panel is titled with its name, mean and standard deviation; the x axis is the hole ratio
+    from 0 to 1, the y axis the share of masks per bin (in %).
+    """
+    if not ratios:
+        raise ValueError("show_hole_ratio_histograms needs at least one set of hole ratios")
+    count = len(ratios)
+    ncols = min(count, ncols)
+    nrows = -(-count // ncols)
+    figure, axes = plt.subplots(nrows, ncols, figsize=(size * 1.3 * ncols, size * nrows), squeeze=False)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    for axis in axes.flat[count:]:
+        axis.axis("off")
+    for axis, (name, values) in zip(axes.flat, ratios.items()):
+        values = values.detach().double().cpu().numpy() if isinstance(values, Tensor) else np.asarray(values, float)
+        for index, (low, high) in enumerate(buckets):
+            axis.axvspan(low, high, color="0.85" if index % 2 == 0 else "0.93", zorder=0)
+        weights = np.full(len(values), 100.0 / max(len(values), 1))
+        axis.hist(values, bins=edges, weights=weights, color="tab:blue", zorder=1)
+        axis.set_xlim(0, 1)
+        axis.set_title(f"{name}\nmean {values.mean():.2f}, std {values.std():.2f}", fontsize=10)
+        axis.set_xlabel("hole ratio", fontsize=9)
+        axis.set_ylabel("% of masks", fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def compare_methods(
+    images: Tensor,
+    masks: Tensor,
+    predictions: Mapping[str, Tensor],
+    row_titles: Sequence[str] | None = None,
+    size: float = 2.2,
+) -> Figure:
+    """One row per example: input with holes tinted, each method's composite (titled with its PSNR), original.
+
+    The input and original columns are titled in the first row only; ``row_titles`` label the rows.
+
+    ``images`` (N, 3, H, W) in [0, 1], ``masks`` (N, 1, H, W) with 1 = known, ``predictions`` name → (N, 3, H, W).
+    """
+    from pconv_lessons.metrics import psnr
+
+    images, masks = images.detach().float().cpu(), masks.detach().float().cpu()
+    composites = {
+        name: masks * images + (1 - masks) * prediction.detach().float().cpu().clamp(0, 1)
+        for name, prediction in predictions.items()
+    }
+    scores = {name: psnr(composite, images) for name, composite in composites.items()}
+    if row_titles is not None and len(row_titles) != len(images):
+        raise ValueError(f"got {len(images)} examples but {len(row_titles)} row titles")
+    ncols = len(composites) + 2
+    figure, axes = plt.subplots(len(images), ncols, figsize=(ncols * size, len(images) * (size + 0.3)), squeeze=False)
+    for row in range(len(images)):
+        first = row == 0
+        cells = [(overlay_holes(images[row], masks[row]), "input (holes in magenta)" if first else "")]
+        cells += [(composites[name][row], f"{name}\nPSNR {scores[name][row]:.1f} dB") for name in composites]
+        cells.append((images[row], "original" if first else ""))
+        for col, (picture, title) in enumerate(cells):
+            axes[row, col].imshow(to_numpy_image(picture), vmin=0.0, vmax=1.0, interpolation="nearest")
+            axes[row, col].set_xticks([])
+            axes[row, col].set_yticks([])
+            axes[row, col].set_title(title, fontsize=8)
+        if row_titles is not None:
+            axes[row, 0].set_ylabel(row_titles[row], fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def plot_bucket_scores(evaluation, metric_names: Sequence[str] | None = None) -> Figure:
+    """One panel per metric of a ``metrics.BucketEvaluation``: mean score per hole-ratio bucket, one line per method."""
+    names = [metric.name for metric in evaluation.metrics] if metric_names is None else list(metric_names)
+    labels = evaluation.row_labels[:-1]
+    figure, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.2), squeeze=False)
+    for axis, name in zip(axes.flat, names):
+        for method in evaluation.methods:
+            means = evaluation.per_image(name, method).mean(dim=1).numpy()
+            axis.plot(range(len(labels)), means, marker="o", label=method)
+        axis.set_xticks(range(len(labels)))
+        axis.set_xticklabels(labels, rotation=30, fontsize=8)
+        axis.set_xlabel("hole ratio")
+        axis.set_title(name, fontsize=10)
+        axis.grid(alpha=0.3)
+    axes.flat[0].legend(fontsize=8)
     figure.tight_layout()
     return figure
 

@@ -115,3 +115,21 @@ def test_bad_arguments_are_rejected():
     wrong_mask = SamplePatches(16, mask_fn=lambda size, seed: torch.ones(1, 8, 8))
     with pytest.raises(ValueError, match="mask_fn must return"):
         wrong_mask[0]
+
+
+def test_mask_bank_covers_every_bucket_and_keeps_hole_ratios():
+    from pconv_lessons.data import MaskBank
+    from pconv_lessons.masks import PAPER_BUCKETS, hole_ratio
+
+    bank = MaskBank("free_form", 32, per_bucket=4)
+    assert len(bank) == 4 * len(PAPER_BUCKETS) and bank.masks.dtype == torch.bool
+    stored = hole_ratio(bank.masks.float())
+    for index, (low, high) in enumerate(PAPER_BUCKETS):
+        assert ((stored[4 * index : 4 * index + 4] > low) & (stored[4 * index : 4 * index + 4] <= high)).all()
+    drawn = torch.stack([bank(32, seed) for seed in range(40)])
+    assert drawn.shape == (40, 1, 32, 32) and drawn.dtype == torch.float32
+    # Rotations and flips keep each mask's hole ratio, so every drawn ratio is one of the stored ones.
+    assert all(torch.isclose(stored, ratio).any() for ratio in hole_ratio(drawn))
+    assert torch.equal(bank(32, 5), bank(32, 5))
+    with pytest.raises(ValueError, match="holds 32"):
+        bank(16, 0)

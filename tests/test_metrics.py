@@ -227,3 +227,21 @@ def test_metrics_on_the_gpu_equal_the_cpu():
         on_gpu = metric(pred.cuda(), target.cuda())
         assert on_gpu.device.type == "cuda"
         torch.testing.assert_close(on_gpu.cpu(), metric(pred, target), atol=1e-5, rtol=1e-5)
+
+
+def test_default_masks_are_seeded_free_form_masks_in_the_six_paper_buckets():
+    from pconv_lessons.masks import PAPER_BUCKETS, hole_ratio
+
+    assert list(PAPER_BUCKETS) == SIX_BUCKETS
+    masks = metrics.bucket_masks(2, 32, seed=3)
+    assert list(masks) == SIX_BUCKETS
+    for (low, high), bucket_set in masks.items():
+        assert bucket_set.shape == (2, 1, 32, 32)
+        ratios = hole_ratio(bucket_set)
+        assert ((ratios > low) & (ratios <= high)).all()
+    again = metrics.bucket_masks(2, 32, seed=3)
+    assert all(torch.equal(masks[bucket], again[bucket]) for bucket in masks)
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(7))
+    by_default = metrics.evaluate_by_bucket({"mean": fill_with_mean}, images, seed=3)
+    explicit = metrics.evaluate_by_bucket({"mean": fill_with_mean}, images, masks)
+    assert torch.equal(by_default.scores, explicit.scores)

@@ -85,3 +85,21 @@ def test_growing_nests_the_holes_and_grows_boxes_on_every_side():
         previous = holes
     grown = rasterise_numpy(np.zeros((0, 6)), boxes[:1], 1, HEIGHT, WIDTH, grow=np.array([2.0]))
     assert np.argwhere(grown[0]).min(0).tolist() == [8, 8] and np.argwhere(grown[0]).max(0).tolist() == [16, 21]
+
+
+def test_numpy_masks_output_is_one_minus_the_holes():
+    caps = _random_capsules(4)
+    boxes = np.array([[1, 3, 4, 10, 20]], dtype=float)
+    holes = rasterise_numpy(caps, boxes, N_MASKS, HEIGHT, WIDTH)
+    masks = rasterise_numpy(caps, boxes, N_MASKS, HEIGHT, WIDTH, as_masks=True)
+    assert masks.dtype == np.float32 and np.array_equal(masks, 1.0 - holes.astype(np.float32))
+
+
+def test_torch_chunks_give_the_same_masks(monkeypatch):
+    from pconv_lessons import raster
+
+    caps = torch.from_numpy(_random_capsules(5)).float()
+    boxes = torch.tensor([[0, 3, 4, 10, 20], [2, 30, 5, 40, 25]], dtype=torch.float32)
+    whole = rasterise_torch(caps, boxes, N_MASKS, HEIGHT, WIDTH)
+    monkeypatch.setattr(raster, "TORCH_CHUNK_PIXELS", HEIGHT * WIDTH)  # one mask per chunk
+    assert torch.equal(rasterise_torch(caps, boxes, N_MASKS, HEIGHT, WIDTH), whole)

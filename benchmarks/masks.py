@@ -1,0 +1,71 @@
+"""Mask generation speed: masks per second for every family, NumPy path vs batched torch (CPU, and CUDA if present).
+
+    python benchmarks/masks.py                  # 256² and 512², all families
+    python benchmarks/masks.py --sizes 256 --kinds lama_thin lama_medium lama_thick --count 512
+
+Each figure is the best of ``--repeats`` timed runs after one warm-up run. CPU paths are reported twice:
+per second of wall-clock time, and per second of CPU time this process actually got (``time.process_time``),
+which is what a busy shared machine distorts least. The ratio columns compare torch with NumPy side by side
+in this run (CPU-time rates for the CPU, wall-clock for CUDA).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import torch
+
+from pconv_lessons.masks import KINDS, generate
+
+
+def masks_per_second(kind: str, size: int, count: int, backend: str, device: str, repeats: int) -> tuple[float, float]:
+    """(masks per wall-clock second, masks per CPU second of this process), best of ``repeats`` runs."""
+    def run(seed: int) -> None:
+        generate(kind, count, size, seed=seed, device=device, backend=backend)
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    run(0)
+    best_wall = best_cpu = float("inf")
+    for repeat in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        run(repeat + 1)
+        best_wall = min(best_wall, time.perf_counter() - wall)
+        best_cpu = min(best_cpu, time.process_time() - cpu)
+    return count / best_wall, count / max(best_cpu, 1e-9)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
+    parser.add_argument("--count", type=int, default=256, help="masks per timed run (CPU)")
+    parser.add_argument("--gpu-count", type=int, default=8192, help="masks per timed run on CUDA (drawn in memory-bounded chunks)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    cuda = torch.cuda.is_available()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"CPU: {os.cpu_count()} cores, torch threads {args.threads}, 1-min load average {load:.1f}")
+    print(f"CUDA: {torch.cuda.get_device_name() if cuda else 'not available'}")
+    header = (f"{'family':12s} {'size':>5s} {'numpy/s wall':>12s} {'numpy/s CPU':>12s} {'torch/s wall':>12s} "
+              f"{'torch/s CPU':>12s} {'torch/numpy':>11s}")
+    print(header + (f" {'CUDA/s':>9s} {'CUDA/numpy':>10s}" if cuda else ""))
+    for size in args.sizes:
+        for kind in args.kinds:
+            numpy_wall, numpy_cpu = masks_per_second(kind, size, args.count, "numpy", "cpu", args.repeats)
+            torch_wall, torch_cpu = masks_per_second(kind, size, args.count, "torch", "cpu", args.repeats)
+            line = (f"{kind:12s} {size:5d} {numpy_wall:12.0f} {numpy_cpu:12.0f} {torch_wall:12.0f} {torch_cpu:12.0f} "
+                    f"{torch_cpu / numpy_cpu:11.2f}")
+            if cuda:
+                cuda_wall, _ = masks_per_second(kind, size, args.gpu_count, "torch", "cuda", args.repeats)
+                line += f" {cuda_wall:9.0f} {cuda_wall / numpy_wall:10.1f}"
+            print(line, flush=True)
+    print(f"1-min load average at the end: {os.getloadavg()[0] if hasattr(os, 'getloadavg') else float('nan'):.1f}")
+
+
+if __name__ == "__main__":
+    main()
