@@ -225,6 +225,21 @@ def model_entry(name: str) -> ModelEntry:
     return MODELS[name]
 
 
+def _build_lama(config: TrainConfig) -> nn.Module:
+    from pconv_lessons.lama_training import build_lama
+
+    return build_lama(config)
+
+
+def _lama_objective(config: TrainConfig, device: torch.device) -> Objective:
+    from pconv_lessons.lama_training import LamaObjective
+
+    return LamaObjective(config, device)
+
+
+register_model("lama", _build_lama, _lama_objective)
+
+
 # ------------------------------------------------------------------------------------ infrastructure
 
 

@@ -6,3 +6,7 @@ from pconv_lessons.models.gated import GatedGenerator, SNPatchDiscriminator
 from pconv_lessons.models.pconv_unet import PConvUNet
 
 __all__ = ["GatedGenerator", "PConvUNet", "SNPatchDiscriminator", "composite"]
+
+from pconv_lessons.models.lama import LamaGenerator
+
+__all__ += ["LamaGenerator"]

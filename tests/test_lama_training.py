@@ -1,0 +1,72 @@
+"""``--model lama``: LaMa's generator trained by the course's Trainer with L1-known + perceptual (+ hinge GAN)."""
+
+import pytest
+import torch
+
+from pconv_lessons.lama_training import LamaObjective
+from pconv_lessons.models import LamaGenerator
+from pconv_lessons.train import Trainer, TrainConfig, load_model, main
+
+pytestmark = pytest.mark.filterwarnings("ignore:VGG16Features\\(weights=None\\)")
+
+TINY = {"ngf": 4, "n_blocks": 1}
+
+
+def box_mask(size, seed):
+    mask = torch.ones(1, size, size)
+    mask[:, size // 4 : size // 2 + size // 4, size // 4 : size // 2 + size // 4] = 0.0
+    return mask
+
+
+def config(tmp_path, **changes):
+    values = dict(model="lama", image_size=32, batch_size=2, steps=2, out=str(tmp_path / "run"), model_args=TINY,
+                  num_workers=0, sample_every=0, checkpoint_every=0, device="cpu")
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+def test_objective_terms_and_weights(tmp_path):
+    objective = LamaObjective(config(tmp_path, loss_args={"adversarial": 0.0, "l1_hole": 2.0}), torch.device("cpu"))
+    assert objective.phases == ("generator",) and objective.modules() == {}
+    image = torch.rand(2, 3, 32, 32)
+    mask = torch.stack([box_mask(32, 0), box_mask(32, 1)])
+
+    class Fixed(torch.nn.Module):  # predicts the image, except 0.5 everywhere in the top-left 8×8 (known) corner
+        def forward(self, seen, mask):
+            out = image.clone()
+            out[..., :8, :8] = 0.5
+            return out
+
+    terms = objective.loss("generator", Fixed(), image, mask, {})
+    expected_known = (image[..., :8, :8] - 0.5).abs().sum() / image.numel()
+    assert torch.allclose(terms["l1_known"], expected_known)
+    assert terms["l1_hole"] == 0
+    assert terms["perceptual"] > 0
+    expected_total = 10 * terms["l1_known"] + 30 * terms["perceptual"]
+    assert torch.allclose(terms["total"], expected_total)
+
+
+def test_unknown_or_negative_loss_args_are_rejected(tmp_path):
+    with pytest.raises(ValueError, match="unknown loss_args"):
+        LamaObjective(config(tmp_path, loss_args={"style": 1.0}), torch.device("cpu"))
+    with pytest.raises(ValueError, match=">= 0"):
+        LamaObjective(config(tmp_path, loss_args={"l1_known": -1.0}), torch.device("cpu"))
+
+
+def test_trains_with_a_discriminator_and_the_cli_resumes(tmp_path, monkeypatch):
+    cfg = config(tmp_path, steps=1, loss_args={"disc_channels": 4, "perceptual": 0.0})
+    trainer = Trainer(cfg, progress=False, mask_fn=box_mask)
+    assert trainer.objective.phases == ("discriminator", "generator")
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    history = trainer.train()
+    assert {"generator/l1_known", "generator/adversarial", "discriminator/hinge"} <= set(history[-1])
+    assert "generator/perceptual" not in history[-1]
+    assert any(not torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
+
+    monkeypatch.setattr("pconv_lessons.train.MaskSource", lambda kind: box_mask)
+    code = main(["--model", "lama", "--steps", "2", "--out", cfg.out, "--resume", "--no-progress", "--device", "cpu",
+                 "--num-workers", "0"])
+    assert code == 0
+    model = load_model(tmp_path / "run" / "last.pt")
+    assert isinstance(model, LamaGenerator) and model.ngf == 4
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["step"] == 2
