@@ -39,6 +39,7 @@ NO_IPYEVENTS_MESSAGE = (
     "JupyterLab). Pick a generated mask family and move the seed slider instead."
 )
 MOVE_EVENT_WAIT_MS = 15
+CANVAS_CSS_CLASS = "pconv-mask-canvas"  # lets a browser test find the drawing surface
 
 
 def png_bytes(image: Tensor) -> bytes:
@@ -132,14 +133,15 @@ class MaskPainter(widgets.VBox):
     def _build_widgets(self, brush_size: int) -> None:
         image_layout = widgets.Layout(width=f"{self.display_width}px" if self.display_width else None)
         self.image_widget = widgets.Image(format="png", layout=image_layout)
+        self.image_widget.add_class(CANVAS_CSS_CLASS)
         self.brush_slider = widgets.IntSlider(value=brush_size, min=1, max=max(80, brush_size), description="brush")
-        self.mode_toggle = widgets.ToggleButtons(options=["draw", "erase"], value="draw")
-        self.undo_button = widgets.Button(description="undo", icon="undo")
-        self.redo_button = widgets.Button(description="redo", icon="redo")
-        self.clear_button = widgets.Button(description="clear", icon="eraser")
+        self.mode_toggle = widgets.ToggleButtons(options=["draw", "erase"], value="draw", style={"button_width": "64px"})
+        self.undo_button = widgets.Button(description="undo", icon="undo", layout=widgets.Layout(width="90px"))
+        self.redo_button = widgets.Button(description="redo", icon="redo", layout=widgets.Layout(width="90px"))
+        self.clear_button = widgets.Button(description="clear", icon="eraser", layout=widgets.Layout(width="90px"))
         self.kind_picker = widgets.Dropdown(options=list(MASK_KINDS), value="free_form", description="mask")
         self.seed_slider = widgets.IntSlider(value=0, min=0, max=999, description="seed")
-        self.generate_button = widgets.Button(description="use generated mask")
+        self.generate_button = widgets.Button(description="use generated mask", layout=widgets.Layout(width="auto"))
         self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="upload photo")
         names = tuple(self.models)
         self.model_picker = widgets.SelectMultiple(options=names, value=names, description="models", rows=min(6, max(1, len(names))))
