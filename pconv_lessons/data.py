@@ -1,11 +1,15 @@
-"""Images for the course: scikit-image's bundled colour photos (no download needed) and image-file loading.
+"""Images for the course: scikit-image's bundled colour photos (no download needed), image-file loading,
+and the (image, mask) training pairs built from them or from any folder of images.
 
-Images are float tensors shaped (3, H, W) with values in [0, 1].
+Images are float tensors shaped (3, H, W) with values in [0, 1]; masks (1, H, W) with 1 = known, 0 = hole.
+Sample ``i`` of a pair data set is a pure function of ``(seed, i)``, so any DataLoader worker split gives
+the same stream and a training run resumes exactly from the index of its next sample.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import warnings
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -64,3 +68,227 @@ def load_image(path: str | Path) -> Tensor:
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise ValueError(f"cannot read image file {path}: {error}") from error
     return to_tensor(np.asarray(rgb))
+
+
+# --------------------------------------------------------------------------------------------------
+# Training pairs: (image, mask) streams for the Trainer.
+#
+# Sample number ``i`` of a data set is a pure function of ``(seed, i)``: which photo, where the crop
+# lies, the flip and the mask all come from a generator seeded with both. Workers can therefore
+# split the indices any way they like, and resuming a run only needs the index of the next sample.
+# --------------------------------------------------------------------------------------------------
+
+# Whole photos held out of training, so evaluation sees pictures the model has never seen.
+SAMPLE_SPLITS: dict[str, tuple[str, ...]] = {
+    "train": ("astronaut", "rocket", "motorcycle", "hubble", "immunohistochemistry"),
+    "test": ("chelsea", "coffee"),
+}
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+MaskFn = Callable[[int, int], Tensor]
+"""``mask_fn(size, seed) -> (1, size, size)`` float mask, 1 = known, 0 = hole."""
+
+
+class MaskSource:
+    """One mask of a ``pconv_lessons.masks`` family per call: ``MaskSource("mixed")(size, seed) -> (1, size, size)``."""
+
+    def __init__(self, kind: str = "mixed") -> None:
+        self.kind = kind
+
+    def __call__(self, size: int, seed: int) -> Tensor:
+        from pconv_lessons.masks import generate
+
+        return generate(self.kind, 1, size, seed=seed)[0]
+
+    def __repr__(self) -> str:
+        return f"MaskSource({self.kind!r})"
+
+
+def _sample_rng(seed: int, index: int) -> np.random.Generator:
+    if index < 0:
+        raise IndexError(f"sample index must be >= 0, got {index}")
+    return np.random.default_rng([seed, index])
+
+
+def _epoch_order(seed: int, count: int, index: int) -> int:
+    """Position ``index`` of an endless sequence of shuffled passes over ``count`` items."""
+    epoch, offset = divmod(index, count)
+    return int(np.random.default_rng([seed, epoch, 1]).permutation(count)[offset])
+
+
+def resize_shorter_side(image: Tensor, size: int) -> Tensor:
+    """Resize (3, H, W) so that min(H, W) == ``size``, keeping the aspect ratio (bilinear, antialiased)."""
+    height, width = image.shape[-2:]
+    scale = size / min(height, width)
+    new_size = (max(size, round(height * scale)), max(size, round(width * scale)))
+    if new_size == (height, width):
+        return image
+    resized = torch.nn.functional.interpolate(
+        image[None], size=new_size, mode="bilinear", align_corners=False, antialias=True
+    )
+    return resized[0].clamp(0.0, 1.0)
+
+
+def _crop(image: Tensor, size: int, rng: np.random.Generator | None) -> Tensor:
+    """A size×size crop: at a random position (``rng``) or in the centre (``rng=None``)."""
+    height, width = image.shape[-2:]
+    if rng is None:
+        top, left = (height - size) // 2, (width - size) // 2
+    else:
+        top, left = int(rng.integers(0, height - size + 1)), int(rng.integers(0, width - size + 1))
+    return image[:, top : top + size, left : left + size]
+
+
+class InpaintingPairs(torch.utils.data.Dataset):
+    """Base of the (image, mask) data sets: ``pairs[i] -> (image (3, S, S), mask (1, S, S))``.
+
+    Any index ``i >= 0`` is valid (the stream is endless); ``len()`` is the number of distinct
+    source images. With ``train=True`` crops are random and flipped; otherwise they are fixed by ``i``
+    alone, which makes a reproducible evaluation set.
+    """
+
+    def __init__(self, image_size: int, mask_fn: MaskFn | None, seed: int, train: bool) -> None:
+        if image_size < 8:
+            raise ValueError(f"image_size must be at least 8 pixels, got {image_size}")
+        self.image_size = image_size
+        self.mask_fn = mask_fn if mask_fn is not None else MaskSource("mixed")
+        self.seed = seed
+        self.train = train
+
+    def source_count(self) -> int:
+        """How many distinct source images the stream cycles through (subclasses say)."""
+        raise NotImplementedError(f"{type(self).__name__} must define source_count()")
+
+    def patch(self, source: int, rng: np.random.Generator) -> Tensor:
+        """The (3, S, S) crop of source image ``source`` for one sample (subclasses say how)."""
+        raise NotImplementedError(f"{type(self).__name__} must define patch()")
+
+    def __len__(self) -> int:
+        return self.source_count()
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        rng = _sample_rng(self.seed, int(index))
+        source = _epoch_order(self.seed, self.source_count(), int(index))
+        image = self.patch(source, rng)
+        if self.train and rng.random() < 0.5:
+            image = image.flip(-1)
+        mask = self.mask_fn(self.image_size, int(rng.integers(0, 2**31 - 1)))
+        expected = (1, self.image_size, self.image_size)
+        if tuple(mask.shape) != expected:
+            raise ValueError(f"mask_fn must return a mask shaped {expected}, got {tuple(mask.shape)}")
+        return image.contiguous(), mask.float()
+
+
+class SamplePatches(InpaintingPairs):
+    """Random square patches of the shipped sample photos, with masks (the course's offline training set).
+
+    ``split="train"`` uses the photos in ``SAMPLE_SPLITS["train"]``; ``split="test"`` the held-out
+    ``SAMPLE_SPLITS["test"]`` (chelsea and coffee), never seen in training. Each patch comes from a copy
+    of the photo scaled by a factor drawn in ``scale`` (1 = native resolution; the lower end is raised
+    where needed so the patch fits), so the model sees both fine texture and whole objects.
+    """
+
+    def __init__(
+        self,
+        image_size: int = 64,
+        split: str = "train",
+        mask_fn: MaskFn | None = None,
+        seed: int = 0,
+        scale: tuple[float, float] = (0.25, 1.0),
+        train: bool | None = None,
+    ) -> None:
+        if split not in SAMPLE_SPLITS:
+            raise ValueError(f"split must be one of {list(SAMPLE_SPLITS)}, got {split!r}")
+        if not 0 < scale[0] <= scale[1]:
+            raise ValueError(f"scale must be (low, high) with 0 < low <= high, got {scale}")
+        super().__init__(image_size, mask_fn, seed, train=(split == "train") if train is None else train)
+        self.split = split
+        self.scale = scale
+        self.names = SAMPLE_SPLITS[split]
+        self.photos = list(sample_images(self.names).values())
+        too_small = [n for n, p in zip(self.names, self.photos) if min(p.shape[-2:]) < image_size]
+        if too_small:
+            raise ValueError(f"image_size {image_size} is larger than sample photo(s) {too_small}")
+
+    def source_count(self) -> int:
+        return len(self.photos)
+
+    def patch(self, source: int, rng: np.random.Generator) -> Tensor:
+        photo = self.photos[source]
+        shorter = min(photo.shape[-2:])
+        low = max(self.scale[0], self.image_size / shorter)
+        factor = float(rng.uniform(low, max(low, self.scale[1])))
+        window = _crop(photo, min(shorter, round(self.image_size / factor)), rng)
+        return resize_shorter_side(window, self.image_size)
+
+
+class ImageFolderPairs(InpaintingPairs):
+    """Every image file under ``root`` (searched recursively, sorted), as (image, mask) pairs.
+
+    Resize/crop policy: the shorter side is resized to ``load_size`` (default: ``image_size``) keeping
+    the aspect ratio, then a ``image_size``² crop is taken — random position plus a random horizontal
+    flip when ``train=True``, the centre when ``train=False``. So Places365-small (256²) at
+    ``image_size=256`` is used as is, and a 1024² CelebA-HQ face becomes the whole face at 256².
+
+    A file that cannot be decoded raises ``ValueError`` naming it; with ``skip_corrupt=True`` it is
+    skipped instead (the next file in the shuffled order is used) with a warning that counts the
+    files skipped so far in this process (``skipped`` holds their paths).
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        image_size: int = 256,
+        mask_fn: MaskFn | None = None,
+        seed: int = 0,
+        train: bool = True,
+        load_size: int | None = None,
+        skip_corrupt: bool = False,
+    ) -> None:
+        super().__init__(image_size, mask_fn, seed, train)
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise ValueError(f"image folder not found: {self.root}")
+        self.files = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not self.files:
+            raise ValueError(
+                f"no image files ({', '.join(IMAGE_SUFFIXES)}) found under {self.root}; "
+                "see data/README.md for how to get a data set"
+            )
+        self.load_size = image_size if load_size is None else load_size
+        if self.load_size < image_size:
+            raise ValueError(f"load_size ({self.load_size}) must be >= image_size ({image_size})")
+        self.skip_corrupt = skip_corrupt
+        self.skipped: set[Path] = set()
+
+    def source_count(self) -> int:
+        return len(self.files)
+
+    def patch(self, source: int, rng: np.random.Generator) -> Tensor:
+        for attempt in range(len(self.files)):
+            path = self.files[(source + attempt) % len(self.files)]
+            try:
+                image = load_image(path)
+            except ValueError:
+                if not self.skip_corrupt:
+                    raise
+                self.skipped.add(path)
+                warnings.warn(f"skipping unreadable image {path} ({len(self.skipped)} skipped so far)", stacklevel=2)
+                continue
+            image = resize_shorter_side(image, self.load_size)
+            return _crop(image, self.image_size, rng if self.train else None)
+        raise ValueError(f"none of the {len(self.files)} image files under {self.root} could be read")
+
+
+def make_pairs(
+    data: str,
+    image_size: int,
+    mask_fn: MaskFn | None = None,
+    seed: int = 0,
+    split: str = "train",
+    skip_corrupt: bool = False,
+) -> InpaintingPairs:
+    """``data="sample"`` → ``SamplePatches`` of ``split``; any other value is a folder → ``ImageFolderPairs``."""
+    if data == "sample":
+        return SamplePatches(image_size, split=split, mask_fn=mask_fn, seed=seed)
+    return ImageFolderPairs(data, image_size, mask_fn=mask_fn, seed=seed, train=split == "train", skip_corrupt=skip_corrupt)

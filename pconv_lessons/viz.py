@@ -86,3 +86,62 @@ def show_values(values: Tensor | np.ndarray, title: str = "", fmt: str = "{:.2f}
     axis.set_title(title, fontsize=10)
     figure.tight_layout()
     return figure
+
+
+def inpainting_grid(
+    images: Tensor, masks: Tensor, predictions: Tensor, title: str = "", size: float = 2.0
+) -> Figure:
+    """One row per example: input with holes tinted, raw prediction, composite (prediction in the holes), original.
+
+    ``images`` and ``predictions`` are (N, 3, H, W), ``masks`` (N, 1, H, W) with 1 = known, 0 = hole.
+    """
+    images, masks, predictions = (t.detach().float().cpu() for t in (images, masks, predictions))
+    composites = masks * images + (1 - masks) * predictions.clamp(0, 1)
+    columns = ("input (holes in magenta)", "prediction", "composite", "original")
+    figure, axes = plt.subplots(len(images), 4, figsize=(4 * size, len(images) * size), squeeze=False)
+    for row in range(len(images)):
+        pictures = (overlay_holes(images[row], masks[row]), predictions[row], composites[row], images[row])
+        for col, picture in enumerate(pictures):
+            axes[row, col].imshow(to_numpy_image(picture), vmin=0.0, vmax=1.0)
+            axes[row, col].axis("off")
+            if row == 0:
+                axes[row, col].set_title(columns[col], fontsize=9)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def plot_loss_curves(
+    history: Sequence[dict[str, float]], marks: dict[str, float] | None = None, smooth: int = 0
+) -> Figure:
+    """One log-scale panel per loss term of a training history (a list of ``{"step": s, term: value}``).
+
+    ``marks`` draws labelled vertical lines (e.g. ``{"fine-tune": 800}``); ``smooth`` > 1 adds a moving
+    average over that many steps on top of the raw curve.
+    """
+    if not history:
+        raise ValueError("plot_loss_curves needs a non-empty history")
+    terms = [name for name in history[-1] if name != "step"]
+    steps = np.array([entry["step"] for entry in history])
+    ncols = min(3, len(terms))
+    nrows = -(-len(terms) // ncols)
+    figure, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 2.8 * nrows), squeeze=False)
+    for axis in axes.flat[len(terms):]:
+        axis.axis("off")
+    for axis, name in zip(axes.flat, terms):
+        values = np.array([entry.get(name, np.nan) for entry in history])
+        axis.plot(steps, values, linewidth=0.8, alpha=0.5 if smooth > 1 else 1.0, label="per step")
+        if smooth > 1 and len(values) >= smooth:
+            kernel = np.ones(smooth) / smooth
+            axis.plot(steps[smooth - 1 :], np.convolve(values, kernel, mode="valid"), label=f"mean of {smooth}")
+        for label, step in (marks or {}).items():
+            if steps[0] <= step <= steps[-1]:
+                axis.axvline(step, color="grey", linestyle="--", linewidth=0.8)
+                axis.text(step, 1.0, f" {label}", transform=axis.get_xaxis_transform(), fontsize=8, va="top")
+        if np.all(values[np.isfinite(values)] > 0):
+            axis.set_yscale("log")
+        axis.set_title(name, fontsize=10)
+        axis.set_xlabel("step")
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,368 @@
+"""Image-quality metrics for inpainting and the paper's evaluation by hole-ratio bucket.
+
+Per image (every function takes (N, C, H, W) batches and returns a tensor (N,) on their device):
+
+- ``l1``: mean absolute error, mean over C·H·W of |pred − target|, in the images' own units (for images in
+  [0, 1] a fraction; the PConv paper and the tables here report it ×100 as "L1 (%)").
+- ``psnr``: 10·log10(data_range² / MSE) in dB (infinite for identical images).
+- ``ssim``: Wang et al. (2004),
+  SSIM(x, y) = (2μxμy + C1)(2σxy + C2) / ((μx² + μy² + C1)(σx² + σy² + C2)), with local means, variances
+  and covariance under an 11×11 Gaussian window of σ = 1.5 (population covariance),
+  C1 = (0.01·L)², C2 = (0.03·L)², L = data_range; the SSIM map is averaged over channels and over the
+  positions where the whole window lies inside the image (Wang et al.'s "valid" filtering). This equals
+  scikit-image's ``structural_similarity(..., gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+  data_range=L, channel_axis=...)``; scikit-image's *defaults* (7×7 uniform window, sample covariance) differ.
+
+The SSIM map and PSNR come from torchmetrics; this module fixes their settings and the per-image reduction
+(torchmetrics averages the SSIM map over the reflection-padded border too, which is not Wang et al.'s).
+
+Evaluation by bucket (NVIDIA's PConv test protocol): masks are grouped by hole ratio into the six buckets
+(0.01, 0.1], (0.1, 0.2], …, (0.5, 0.6]; every method ``(image, mask) -> prediction`` sees the image with
+its holes zeroed, its prediction is composited (known pixels from the ground truth, holes from the
+prediction) and the composite is scored against the ground truth over the whole image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import html
+import io
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+from pconv_lessons.checks import check_batch, check_mask
+
+SSIM_SIGMA = 1.5
+SSIM_WINDOW = 11  # 2·round(3.5·σ) + 1: the Gaussian truncated at 3.5 σ, as scikit-image and torchmetrics do
+SSIM_K1 = 0.01
+SSIM_K2 = 0.03
+_SSIM_BORDER = SSIM_WINDOW // 2
+
+Method = Callable[[Tensor, Tensor], Tensor]
+Bucket = tuple[float, float]
+
+
+def _check_pair(pred: Tensor, target: Tensor) -> None:
+    check_batch(pred, "pred")
+    check_batch(target, "target")
+    if pred.shape != target.shape:
+        raise ValueError(f"pred shape {tuple(pred.shape)} does not match target shape {tuple(target.shape)}")
+    if pred.device != target.device:
+        raise ValueError(f"pred is on {pred.device} but target is on {target.device}")
+
+
+def _check_data_range(data_range: float) -> float:
+    value = float(data_range)
+    if not value > 0:  # also rejects NaN
+        raise ValueError(f"data_range must be a positive number (1.0 for images in [0, 1]), got {data_range!r}")
+    return value
+
+
+def _full_precision(x: Tensor) -> Tensor:
+    """bf16/fp16 → fp32: the metrics' sums and squares need the precision."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+@contextlib.contextmanager
+def _no_autocast(device: torch.device) -> Iterator[None]:
+    with torch.no_grad(), torch.autocast(device_type=device.type, enabled=False):
+        yield
+
+
+def l1(pred: Tensor, target: Tensor) -> Tensor:
+    """Mean absolute error per image, in the images' units (a fraction for [0, 1] images; ×100 for "L1 (%)")."""
+    _check_pair(pred, target)
+    with _no_autocast(pred.device):
+        return (_full_precision(pred) - _full_precision(target)).abs().mean(dim=(1, 2, 3))
+
+
+def psnr(pred: Tensor, target: Tensor, data_range: float = 1.0) -> Tensor:
+    """Peak signal-to-noise ratio per image in dB, 10·log10(data_range² / MSE); ``inf`` where the images are equal."""
+    _check_pair(pred, target)
+    data_range = _check_data_range(data_range)
+    with _no_autocast(pred.device):
+        return peak_signal_noise_ratio(
+            _full_precision(pred), _full_precision(target), data_range=data_range, reduction="none", dim=(1, 2, 3)
+        )
+
+
+def ssim(pred: Tensor, target: Tensor, data_range: float = 1.0) -> Tensor:
+    """Structural similarity per image with Wang et al.'s settings (see the module docstring); H, W ≥ 11."""
+    _check_pair(pred, target)
+    data_range = _check_data_range(data_range)
+    if min(pred.shape[-2:]) < SSIM_WINDOW:
+        raise ValueError(f"ssim needs images at least {SSIM_WINDOW}×{SSIM_WINDOW}, got {tuple(pred.shape[-2:])}")
+    with _no_autocast(pred.device):
+        _, ssim_map = structural_similarity_index_measure(
+            _full_precision(pred),
+            _full_precision(target),
+            gaussian_kernel=True,
+            sigma=SSIM_SIGMA,
+            data_range=data_range,
+            k1=SSIM_K1,
+            k2=SSIM_K2,
+            reduction="none",
+            return_full_image=True,
+        )
+    border = _SSIM_BORDER
+    return ssim_map[..., border:-border, border:-border].mean(dim=(1, 2, 3))
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A per-image metric as the evaluation table shows it: ``scale`` × ``function(pred, target)``."""
+
+    name: str
+    function: Callable[[Tensor, Tensor], Tensor]
+    higher_is_better: bool
+    scale: float = 1.0
+
+    def __call__(self, pred: Tensor, target: Tensor) -> Tensor:
+        return self.function(pred, target) * self.scale
+
+
+PAPER_METRICS: tuple[Metric, ...] = (
+    Metric("L1 (%)", l1, higher_is_better=False, scale=100.0),
+    Metric("PSNR (dB)", psnr, higher_is_better=True),
+    Metric("SSIM", ssim, higher_is_better=True),
+)
+
+
+def hole_ratio(masks: Tensor) -> Tensor:
+    """Fraction of hole pixels (mask 0) per mask (N,)."""
+    return 1.0 - masks.float().mean(dim=(1, 2, 3))
+
+
+def bucket_label(bucket: Bucket) -> str:
+    low, high = bucket
+    return f"({low:g}, {high:g}]"
+
+
+def bucket_masks(
+    count: int,
+    size: int | tuple[int, int],
+    kind: str = "free_form",
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    buckets: Sequence[Bucket] | None = None,
+) -> dict[Bucket, Tensor]:
+    """``count`` masks (count, 1, H, W) per hole-ratio bucket (default: the six paper buckets), seeded."""
+    from pconv_lessons.masks import PAPER_BUCKETS, generate_in_bucket
+
+    chosen = PAPER_BUCKETS if buckets is None else buckets
+    return {
+        tuple(bucket): generate_in_bucket(kind, count, size, tuple(bucket), seed=seed * 1000 + index, device=device)
+        for index, bucket in enumerate(chosen)
+    }
+
+
+@contextlib.contextmanager
+def _evaluating(method: Method) -> Iterator[None]:
+    """Run an ``nn.Module`` in eval mode (BatchNorm with running statistics), restoring its mode afterwards."""
+    if not isinstance(method, nn.Module):
+        yield
+        return
+    was_training = method.training
+    method.eval()
+    try:
+        yield
+    finally:
+        method.train(was_training)
+
+
+def _check_bucket_masks(masks: Tensor, bucket: Bucket, images: Tensor) -> None:
+    check_mask(masks, images)
+    low, high = bucket
+    ratios = hole_ratio(masks)
+    outside = ((ratios <= low - 1e-6) | (ratios > high + 1e-6)).nonzero().flatten().tolist()
+    if outside:
+        first = outside[0]
+        raise ValueError(
+            f"mask {first} has hole ratio {float(ratios[first]):.4f}, outside its bucket {bucket_label(bucket)}"
+        )
+
+
+def _predict(name: str, method: Method, images: Tensor, masks: Tensor) -> Tensor:
+    with torch.no_grad():
+        prediction = method(images * masks, masks)
+    if not isinstance(prediction, Tensor) or prediction.shape != images.shape:
+        shape = tuple(prediction.shape) if isinstance(prediction, Tensor) else type(prediction).__name__
+        raise ValueError(f"method {name!r} must return a tensor shaped {tuple(images.shape)}, got {shape}")
+    prediction = _full_precision(prediction).to(images.device, images.dtype)
+    if not torch.isfinite(prediction).all():
+        raise ValueError(f"method {name!r} returned NaN or infinite values")
+    return prediction
+
+
+def composite(prediction: Tensor, image: Tensor, mask: Tensor) -> Tensor:
+    """Known pixels from the image, holes from the prediction: mask·image + (1 − mask)·prediction."""
+    return mask * image + (1.0 - mask) * prediction
+
+
+@dataclass(frozen=True)
+class BucketEvaluation:
+    """Per-image scores of an evaluation by bucket, and the table they make.
+
+    ``scores[method, metric, bucket, image]`` (float64, CPU), indexed like ``methods``, ``metrics``, ``buckets``.
+    The table has one row per bucket and a last row "all" (the mean over every image and mask).
+    """
+
+    methods: tuple[str, ...]
+    metrics: tuple[Metric, ...]
+    buckets: tuple[Bucket, ...]
+    scores: Tensor
+
+    @property
+    def row_labels(self) -> tuple[str, ...]:
+        return tuple(bucket_label(bucket) for bucket in self.buckets) + ("all",)
+
+    def table(self) -> np.ndarray:
+        """Mean scores shaped (rows = buckets + "all", metrics, methods)."""
+        per_bucket = self.scores.mean(dim=3)  # (methods, metrics, buckets)
+        overall = self.scores.flatten(2).mean(dim=2, keepdim=True)
+        return torch.cat([per_bucket, overall], dim=2).permute(2, 1, 0).numpy()
+
+    def value(self, row: str | Bucket, metric: str, method: str) -> float:
+        """One cell, e.g. ``value((0.5, 0.6), "PSNR (dB)", "biharmonic")`` or ``value("all", "SSIM", "pconv")``."""
+        label = row if isinstance(row, str) else bucket_label(row)
+        if label not in self.row_labels:
+            raise ValueError(f"unknown row {row!r}; rows are {list(self.row_labels)}")
+        names = [metric_.name for metric_ in self.metrics]
+        if metric not in names:
+            raise ValueError(f"unknown metric {metric!r}; metrics are {names}")
+        if method not in self.methods:
+            raise ValueError(f"unknown method {method!r}; methods are {list(self.methods)}")
+        return float(self.table()[self.row_labels.index(label), names.index(metric), self.methods.index(method)])
+
+    def per_image(self, metric: str, method: str) -> Tensor:
+        """Scores of one metric and method, shaped (buckets, images)."""
+        names = [metric_.name for metric_ in self.metrics]
+        return self.scores[self.methods.index(method), names.index(metric)]
+
+    def _header(self) -> list[str]:
+        return ["bucket"] + [f"{metric.name} {method}" for metric in self.metrics for method in self.methods]
+
+    def _formatted_rows(self) -> list[list[str]]:
+        table = self.table()
+        formats = ["{:.4f}" if metric.name == "SSIM" else "{:.2f}" for metric in self.metrics]
+        return [
+            [label]
+            + [formats[k].format(table[r, k, m]) for k in range(len(self.metrics)) for m in range(len(self.methods))]
+            for r, label in enumerate(self.row_labels)
+        ]
+
+    def to_csv(self, path: str | Path | None = None) -> str:
+        """The table as CSV (full precision), written to ``path`` if given; returns the text."""
+        table = self.table()
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(self._header())
+        for r, label in enumerate(self.row_labels):
+            writer.writerow([label] + [repr(float(value)) for value in table[r].reshape(-1)])
+        text = buffer.getvalue()
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def to_markdown(self, path: str | Path | None = None) -> str:
+        """The table as a Markdown (GitHub) table, the best method per metric in bold; written to ``path`` if given."""
+        best = self._best()
+        lines = ["| " + " | ".join(self._header()) + " |", "|" + "---|" * len(self._header())]
+        for r, row in enumerate(self._formatted_rows()):
+            cells = [row[0]] + [f"**{cell}**" if best[r][i] else cell for i, cell in enumerate(row[1:])]
+            lines.append("| " + " | ".join(cells) + " |")
+        text = "\n".join(lines) + "\n"
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def _best(self) -> list[list[bool]]:
+        """For each row and (metric, method) cell: is it the best method for that metric (ties all count)?"""
+        table = self.table()
+        flags = []
+        for r in range(table.shape[0]):
+            row = []
+            for k, metric in enumerate(self.metrics):
+                values = table[r, k]
+                target = values.max() if metric.higher_is_better else values.min()
+                row.extend(bool(value == target) and len(self.methods) > 1 for value in values)
+            flags.append(row)
+        return flags
+
+    def __str__(self) -> str:
+        rows = [self._header()] + self._formatted_rows()
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(row, widths)) for row in rows)
+
+    def _repr_html_(self) -> str:
+        best = self._best()
+        head_metrics = "".join(
+            f'<th colspan="{len(self.methods)}" style="text-align:center">{html.escape(metric.name)}'
+            f"{' ↑' if metric.higher_is_better else ' ↓'}</th>"
+            for metric in self.metrics
+        )
+        head_methods = "".join(f"<th>{html.escape(method)}</th>" for _ in self.metrics for method in self.methods)
+        body = []
+        for r, row in enumerate(self._formatted_rows()):
+            cells = "".join(
+                f"<td><b>{cell}</b></td>" if best[r][i] else f"<td>{cell}</td>" for i, cell in enumerate(row[1:])
+            )
+            body.append(f"<tr><th>{html.escape(row[0])}</th>{cells}</tr>")
+        return (
+            "<table><thead>"
+            f'<tr><th rowspan="2">hole ratio</th>{head_metrics}</tr><tr>{head_methods}</tr>'
+            f"</thead><tbody>{''.join(body)}</tbody></table>"
+        )
+
+
+def evaluate_by_bucket(
+    methods: Mapping[str, Method],
+    images: Tensor,
+    masks: Mapping[Bucket, Tensor] | None = None,
+    *,
+    kind: str = "free_form",
+    seed: int = 0,
+    batch_size: int = 8,
+    metrics: Sequence[Metric] = PAPER_METRICS,
+) -> BucketEvaluation:
+    """Score every method on every image with one mask per bucket; returns per-image scores and the table.
+
+    ``methods``: name → callable ``(image (B,3,H,W) with holes zeroed, mask (B,1,H,W)) -> prediction (B,3,H,W)``;
+    models (put on the images' device) and the ``pconv_lessons.baselines`` alike. ``images``: ground truth
+    (N, 3, H, W) in [0, 1]. ``masks``: bucket → masks (N, 1, H, W) whose hole ratios lie in that bucket,
+    paired with the images in order; by default ``bucket_masks(N, (H, W), kind, seed)`` on the images' device.
+    The result is deterministic given the masks (hence the seed) and deterministic methods.
+    """
+    check_batch(images, "images")
+    if not methods:
+        raise ValueError("evaluate_by_bucket needs at least one method, e.g. {'biharmonic': baselines.biharmonic}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if masks is None:
+        masks = bucket_masks(images.shape[0], tuple(images.shape[-2:]), kind=kind, seed=seed, device=images.device)
+    if not masks:
+        raise ValueError("masks must hold at least one bucket")
+    buckets = tuple(tuple(bucket) for bucket in masks)
+    for bucket, bucket_set in masks.items():
+        _check_bucket_masks(bucket_set, tuple(bucket), images)
+
+    scores = torch.empty(len(methods), len(metrics), len(buckets), images.shape[0], dtype=torch.float64)
+    for m, (name, method) in enumerate(methods.items()):
+        with _evaluating(method):
+            for b, bucket_set in enumerate(masks.values()):
+                for start in range(0, images.shape[0], batch_size):
+                    batch = slice(start, start + batch_size)
+                    image, mask = images[batch], bucket_set[batch].to(images.device, images.dtype)
+                    result = composite(_predict(name, method, image, mask), image, mask)
+                    for k, metric in enumerate(metrics):
+                        scores[m, k, b, batch] = metric(result, image).double().cpu()
+    return BucketEvaluation(
+        methods=tuple(methods), metrics=tuple(metrics), buckets=buckets, scores=scores
+    )

@@ -1,0 +1,207 @@
+"""The PConv U-Net of Liu et al. (2018), "Image Inpainting for Irregular Holes Using Partial Convolutions".
+
+Every convolution is a partial convolution (see ``pconv_lessons.layers.partial_conv``), so each layer passes
+on a feature map *and* an updated mask. With ``layer_size = L`` and ``b = base_channels`` (64 in the paper):
+
+    encoder  enc_k = ReLU(BN(PConv_k(enc_{k-1}, m_{k-1})))     stride 2,   k = 1 … L
+             kernels 7, 5, 5, then 3;  channels b, 2b, 4b, then 8b;  no BN on enc_1
+    decoder  dec_k = LeakyReLU_0.2(BN(PConv_k(cat[up(dec_{k+1}), enc_{k-1}],
+                                           cat[up(m_dec_{k+1}), m_enc_{k-1}])))   3×3, stride 1, k = L … 1
+             up = nearest-neighbour ×2 (features and masks alike); enc_0 is the input image, m_enc_0 its mask;
+             dec_1 (3 output channels) is a plain partial convolution: no BN, no activation.
+
+The decoder's partial convolutions take multi-channel masks: the skip connection concatenates masks exactly
+as it concatenates features, so a decoder window counts known entries over both halves. The paper uses
+``layer_size`` 7 at 256² (bottleneck 2×2) and 8 at 512².
+
+Any H×W works: the input is padded at the bottom and right to a multiple of 2^L with the padding marked as
+hole (so no partial convolution ever reads it), and the prediction is cropped back.
+
+Training follows the paper's two phases: Adam at 2e-4 with BatchNorm everywhere, then fine-tuning at 5e-5
+with the encoder's BatchNorm frozen (``freeze_encoder_batchnorm()``), because the hole pixels distort the
+batch statistics the encoder sees.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pconv_lessons.checks import check_batch, check_mask
+from pconv_lessons.layers import PartialConv2d
+
+
+class LayerOutput(NamedTuple):
+    """What one level of the U-Net hands on: its name, feature map and mask (at the padded size)."""
+
+    name: str
+    features: Tensor
+    mask: Tensor
+
+
+class PConvBlock(nn.Module):
+    """Partial convolution → optional BatchNorm → optional activation; ``forward(x, mask) -> (x, mask)``."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int,
+        batch_norm: bool,
+        activation: nn.Module | None,
+        multi_channel: bool,
+    ) -> None:
+        super().__init__()
+        self.conv = PartialConv2d(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=kernel_size // 2,
+            bias=not batch_norm,
+            multi_channel=multi_channel,
+        )
+        self.conv.check_mask_values = False  # the model validates its input mask once
+        self.norm = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
+        self.activation = activation if activation is not None else nn.Identity()
+
+    def forward(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        out, new_mask = self.conv(x, mask)
+        # Every channel of a partial convolution's new mask is the same; pass one on.
+        return self.activation(self.norm(out)), new_mask[:, :1]
+
+
+def encoder_channels(layer_size: int, base_channels: int) -> list[int]:
+    """Output channels of enc_1 … enc_L: b, 2b, 4b, then 8b."""
+    return [base_channels * min(2**index, 8) for index in range(layer_size)]
+
+
+def encoder_kernel(level: int) -> int:
+    """Kernel size of enc_level (1-based): 7, 5, 5, then 3."""
+    return {1: 7, 2: 5, 3: 5}.get(level, 3)
+
+
+def _expand(mask: Tensor, channels: int) -> Tensor:
+    return mask if mask.shape[1] == channels else mask.expand(-1, channels, -1, -1)
+
+
+class PConvUNet(nn.Module):
+    """The paper's PConv U-Net; ``forward(image, mask)`` returns the prediction I_out (N, 3, H, W).
+
+    ``image``: (N, 3, H, W), any H and W. ``mask``: (N, 1, H, W) or (N, 3, H, W), 1 = known, 0 = hole, validated
+    once here (inner layers skip the value check). The hole content of ``image`` is never read.
+
+    ``layer_size``: number of stride-2 encoder levels (7 for 256², 8 for 512²); ``base_channels``: width of
+    enc_1 (64 in the paper; 8 or 16 give small models for CPU lessons and tests).
+
+    ``freeze_encoder_batchnorm()`` puts the encoder's BatchNorm layers in eval mode and keeps them there
+    across ``.train()`` calls (the paper's fine-tune phase); ``freeze_encoder_batchnorm(False)`` undoes it.
+    ``forward_layers(image, mask)`` returns every level's features and mask, for inspection.
+    """
+
+    def __init__(self, layer_size: int = 7, base_channels: int = 64) -> None:
+        super().__init__()
+        if layer_size < 1:
+            raise ValueError(f"layer_size must be at least 1, got {layer_size}")
+        if base_channels < 1:
+            raise ValueError(f"base_channels must be at least 1, got {base_channels}")
+        self.layer_size = layer_size
+        self.base_channels = base_channels
+        self._encoder_batchnorm_frozen = False
+        widths = [3] + encoder_channels(layer_size, base_channels)  # widths[k]: channels of enc_k (enc_0 = image)
+        self.encoder = nn.ModuleList(
+            PConvBlock(
+                widths[level - 1],
+                widths[level],
+                encoder_kernel(level),
+                stride=2,
+                batch_norm=level > 1,
+                activation=nn.ReLU(),
+                multi_channel=level == 1,  # the input mask may have 3 different channels
+            )
+            for level in range(1, layer_size + 1)
+        )
+        # decoder[i] is dec_{L-i}: input up(dec_{k+1}) (widths[k] channels) and enc_{k-1} (widths[k-1] channels).
+        self.decoder = nn.ModuleList(
+            PConvBlock(
+                widths[level] + widths[level - 1],
+                widths[level - 1],
+                3,
+                stride=1,
+                batch_norm=level > 1,
+                activation=nn.LeakyReLU(0.2) if level > 1 else None,
+                multi_channel=True,
+            )
+            for level in range(layer_size, 0, -1)
+        )
+
+    @property
+    def size_multiple(self) -> int:
+        """Inputs are padded to a multiple of this (2^layer_size)."""
+        return 2**self.layer_size
+
+    @property
+    def encoder_batchnorm_frozen(self) -> bool:
+        return self._encoder_batchnorm_frozen
+
+    def freeze_encoder_batchnorm(self, frozen: bool = True) -> PConvUNet:
+        """Keep the encoder's BatchNorm layers in eval mode (running statistics fixed) from now on, even in ``.train()``."""
+        self._encoder_batchnorm_frozen = frozen
+        return self.train(self.training)
+
+    def train(self, mode: bool = True) -> PConvUNet:
+        super().train(mode)
+        if self._encoder_batchnorm_frozen:
+            for module in self.encoder.modules():
+                if isinstance(module, nn.BatchNorm2d):
+                    module.eval()
+        return self
+
+    def forward(self, image: Tensor, mask: Tensor) -> Tensor:
+        height, width = image.shape[-2:]
+        prediction = self.forward_layers(image, mask)[-1].features
+        return prediction[..., :height, :width]
+
+    def forward_layers(self, image: Tensor, mask: Tensor) -> list[LayerOutput]:
+        """Every level in order: ``input``, ``enc1`` … ``encL``, ``decL`` … ``dec1``, at the padded size.
+
+        Masks are single-channel after the first layer (all channels of a partial convolution's new mask agree).
+        """
+        check_batch(image, "image")
+        if image.shape[1] != 3:
+            raise ValueError(f"image must have 3 channels (RGB), got shape {tuple(image.shape)}")
+        check_mask(mask, image, (1, 3))
+        image, mask = self._pad(image, mask.to(image.dtype))
+
+        layers = [LayerOutput("input", image, mask)]
+        features, current_mask = image, _expand(mask, 3)
+        for level, block in enumerate(self.encoder, start=1):
+            features, current_mask = block(features, current_mask)
+            layers.append(LayerOutput(f"enc{level}", features, current_mask))
+
+        for level, block in zip(range(self.layer_size, 0, -1), self.decoder):
+            skip = layers[level - 1]  # enc_{level-1}; layers[0] is the input
+            up_features = F.interpolate(features, scale_factor=2.0, mode="nearest")
+            up_mask = F.interpolate(current_mask, scale_factor=2.0, mode="nearest")
+            # Under autocast the skip may be float32 while up_features is bfloat16: join in one dtype.
+            joined = torch.cat([up_features, skip.features.to(up_features.dtype)], dim=1)
+            joined_mask = torch.cat(
+                [_expand(up_mask, up_features.shape[1]), _expand(skip.mask, skip.features.shape[1])], dim=1
+            )
+            features, current_mask = block(joined, joined_mask)
+            layers.append(LayerOutput(f"dec{level}", features, current_mask))
+        return layers
+
+    def _pad(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        multiple = self.size_multiple
+        height, width = image.shape[-2:]
+        pad_h, pad_w = -height % multiple, -width % multiple
+        if pad_h == 0 and pad_w == 0:
+            return image, mask
+        padding = (0, pad_w, 0, pad_h)
+        return F.pad(image, padding), F.pad(mask, padding)  # zeros: the padding is a hole
+

@@ -1,0 +1,117 @@
+"""The (image, mask) data sets: deterministic by sample index, held-out photos, folder policy, clear errors."""
+
+import pytest
+import torch
+from PIL import Image
+
+from pconv_lessons.data import SAMPLE_NAMES, SAMPLE_SPLITS, ImageFolderPairs, SamplePatches, make_pairs
+
+
+def half_hole(size, seed):
+    """A mask with its left half a hole; the seed picks nothing, so masks are easy to check."""
+    mask = torch.ones(1, size, size)
+    mask[..., : size // 2] = 0
+    return mask
+
+
+def test_splits_hold_out_whole_photos():
+    train, test = set(SAMPLE_SPLITS["train"]), set(SAMPLE_SPLITS["test"])
+    assert train.isdisjoint(test)
+    assert train | test == set(SAMPLE_NAMES)
+
+
+def test_sample_patches_are_a_pure_function_of_seed_and_index():
+    first = SamplePatches(32, mask_fn=half_hole, seed=3)
+    second = SamplePatches(32, mask_fn=half_hole, seed=3)
+    image, mask = first[7]
+    assert image.shape == (3, 32, 32) and mask.shape == (1, 32, 32)
+    assert 0.0 <= image.min() and image.max() <= 1.0
+    assert torch.equal(image, second[7][0])
+    assert not torch.equal(first[7][0], first[8][0])
+    assert not torch.equal(image, SamplePatches(32, mask_fn=half_hole, seed=4)[7][0])
+
+
+def _is_window_of(patch, photo):
+    size = patch.shape[-1]
+    corner = (photo == patch[:, :1, :1]).all(0)  # candidate top-left corners
+    for top, left in corner.nonzero().tolist():
+        if torch.equal(photo[:, top : top + size, left : left + size], patch):
+            return True
+    return False
+
+
+def test_test_split_patches_come_from_the_held_out_photos():
+    patches = SamplePatches(32, split="test", mask_fn=half_hole, scale=(1.0, 1.0))
+    assert patches.names == SAMPLE_SPLITS["test"] and len(patches) == 2
+    for index in range(3):
+        image, _ = patches[index]
+        # At scale 1 a test crop is a verbatim (unflipped) window of a held-out photo.
+        assert any(_is_window_of(image, photo) for photo in patches.photos)
+
+
+def test_each_pass_visits_every_photo_once():
+    patches = SamplePatches(16, mask_fn=half_hole, scale=(1.0, 1.0))
+    from pconv_lessons.data import _epoch_order
+
+    order = [_epoch_order(patches.seed, len(patches), i) for i in range(2 * len(patches))]
+    assert sorted(order[: len(patches)]) == list(range(len(patches)))
+    assert sorted(order[len(patches) :]) == list(range(len(patches)))
+
+
+def _write_images(folder, count, size=(40, 30)):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        colour = (40 * i % 256, 100, 200)
+        Image.new("RGB", size, colour).save(folder / f"img{i}.png")
+
+
+def test_folder_resize_and_centre_crop_policy(tmp_path):
+    _write_images(tmp_path / "nested" / "deeper", 3, size=(40, 30))  # W=40, H=30
+    pairs = ImageFolderPairs(tmp_path, image_size=16, mask_fn=half_hole, train=False)
+    assert len(pairs) == 3
+    image, mask = pairs[0]
+    assert image.shape == (3, 16, 16) and torch.equal(mask, half_hole(16, 0))
+    # A flat colour survives resize + crop unchanged (up to 8-bit rounding).
+    assert torch.allclose(image, image[:, :1, :1].expand_as(image), atol=1e-6)
+
+
+def test_corrupt_image_error_names_the_file(tmp_path):
+    _write_images(tmp_path, 1)
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    pairs = ImageFolderPairs(tmp_path, image_size=16, mask_fn=half_hole)
+    with pytest.raises(ValueError, match="broken.jpg"):
+        for index in range(len(pairs)):
+            pairs[index]
+
+
+def test_corrupt_image_skipped_with_counted_warning_when_asked(tmp_path):
+    _write_images(tmp_path, 2)
+    (tmp_path / "broken.png").write_bytes(b"garbage")
+    pairs = ImageFolderPairs(tmp_path, image_size=16, mask_fn=half_hole, skip_corrupt=True)
+    with pytest.warns(UserWarning, match=r"broken.png \(1 skipped so far\)"):
+        images = [pairs[index][0] for index in range(len(pairs))]
+    assert len(images) == 3 and {p.name for p in pairs.skipped} == {"broken.png"}
+
+
+def test_all_corrupt_is_an_error_not_a_loop(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"garbage")
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="none of the 1 image files"):
+        ImageFolderPairs(tmp_path, image_size=16, mask_fn=half_hole, skip_corrupt=True)[0]
+
+
+def test_empty_or_missing_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "notes.txt").write_text("no images here")
+    with pytest.raises(ValueError, match="no image files"):
+        ImageFolderPairs(tmp_path, image_size=16)
+    with pytest.raises(ValueError, match="image folder not found"):
+        make_pairs(str(tmp_path / "absent"), 16)
+
+
+def test_bad_arguments_are_rejected():
+    with pytest.raises(ValueError, match="split"):
+        SamplePatches(32, split="val")
+    with pytest.raises(ValueError, match="larger than sample photo"):
+        SamplePatches(400, split="test", mask_fn=half_hole)
+    wrong_mask = SamplePatches(16, mask_fn=lambda size, seed: torch.ones(1, 8, 8))
+    with pytest.raises(ValueError, match="mask_fn must return"):
+        wrong_mask[0]
