@@ -2,6 +2,7 @@
 full-size prediction (N, 3, H, W); ``composite`` turns a prediction into the image a user sees."""
 
 from pconv_lessons.models.compositing import composite
+from pconv_lessons.models.gated import GatedGenerator, SNPatchDiscriminator
 from pconv_lessons.models.pconv_unet import PConvUNet
 
-__all__ = ["PConvUNet", "composite"]
+__all__ = ["GatedGenerator", "PConvUNet", "SNPatchDiscriminator", "composite"]
