@@ -5,4 +5,6 @@ from pconv_lessons.models.compositing import composite
 from pconv_lessons.models.gated import GatedGenerator, SNPatchDiscriminator
 from pconv_lessons.models.pconv_unet import PConvUNet
 
-__all__ = ["GatedGenerator", "PConvUNet", "SNPatchDiscriminator", "composite"]
+from pconv_lessons.models.lama import LamaGenerator
+
+__all__ = ["GatedGenerator", "LamaGenerator", "PConvUNet", "SNPatchDiscriminator", "composite"]
