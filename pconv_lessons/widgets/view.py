@@ -7,7 +7,7 @@ be done from code (``painter.canvas``, ``painter.controller``, ``painter.inpaint
 
 Inpainting runs each chosen model — any callable ``(image (1, 3, H, W), mask (1, 1, H, W)) -> prediction
 (1, 3, H, W)`` — and shows the composite I_comp = M ⊙ I + (1 − M) ⊙ prediction (known pixels kept,
-holes filled), as the papers report it.
+holes filled; ``pconv_lessons.models.composite``), as the papers report it.
 
 Without ``ipyevents`` the view still works with generated masks: the seed slider then applies the chosen
 mask family at once, and the status line says why drawing is off.
@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from pconv_lessons.checks import check_batch
 from pconv_lessons.data import to_tensor
+from pconv_lessons.models import composite
 from pconv_lessons.viz import overlay_holes
 from pconv_lessons.widgets.canvas import MASK_KINDS, MaskCanvas
 from pconv_lessons.widgets.controller import PointerController
@@ -255,8 +256,7 @@ class MaskPainter(widgets.VBox):
             if not isinstance(prediction, Tensor) or tuple(prediction.shape) != tuple(image.shape):
                 shape = tuple(prediction.shape) if isinstance(prediction, Tensor) else type(prediction).__name__
                 raise ValueError(f"model {name!r} must return a tensor shaped {tuple(image.shape)}, got {shape}")
-            prediction = prediction.detach().float().cpu().clamp(0, 1)
-            results[name] = mask * image + (1 - mask) * prediction
+            results[name] = composite(prediction.detach().float().cpu().clamp(0, 1), image, mask)
         self.results = results
         self._show_results()
         return results
