@@ -66,8 +66,14 @@ def test_pointer_events_draw_and_redraw(photo):
     before = painter.image_widget.value
     for kind in ("mousedown", "mouseup"):
         painter.handle_event(
-            {"type": kind, "relativeX": 20, "relativeY": 41, "button": 0,
-             "boundingRectWidth": 2 * WIDTH, "boundingRectHeight": 2 * HEIGHT}
+            {
+                "type": kind,
+                "relativeX": 20,
+                "relativeY": 41,
+                "button": 0,
+                "boundingRectWidth": 2 * WIDTH,
+                "boundingRectHeight": 2 * HEIGHT,
+            }
         )
     assert torch.nonzero(painter.canvas.mask[0, 0] == 0).tolist() == [[20, 10]]
     assert painter.image_widget.value != before

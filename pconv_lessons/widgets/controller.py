@@ -35,7 +35,9 @@ class PointerController:
         """True between a press and the matching release."""
         return self._last is not None
 
-    def to_image(self, u: float, v: float, display_width: float | None = None, display_height: float | None = None) -> Point:
+    def to_image(
+        self, u: float, v: float, display_width: float | None = None, display_height: float | None = None
+    ) -> Point:
         """Display coordinates → canvas coordinates (see the module docstring); no sizes means no scaling."""
         if display_width is None or display_height is None:
             return float(u), float(v)

@@ -40,7 +40,9 @@ NO_IPYEVENTS_MESSAGE = (
     "JupyterLab). Pick a generated mask family and move the seed slider instead."
 )
 MOVE_EVENT_WAIT_MS = 15
-CANVAS_CSS_CLASS = "pconv-mask-canvas"  # lets a browser test find the drawing surface
+CANVAS_CSS_CLASS = "pconv-mask-canvas"  # lets a browser test find the drawing surface ...
+PAINTER_CSS_CLASS = "pconv-mask-painter"  # ... the whole painter ...
+RESULTS_CSS_CLASS = "pconv-inpainted"  # ... and the results
 
 
 def png_bytes(image: Tensor) -> bytes:
@@ -110,7 +112,8 @@ class MaskPainter(widgets.VBox):
     """Draw a hole mask on ``image`` and inpaint it with ``models`` (name → ``(image, mask) -> prediction``).
 
     ``image``: (3, H, W) or (1, 3, H, W) in [0, 1], shrunk to ``max_side`` if larger. ``display_width``
-    shows the image at that many CSS pixels wide (strokes are mapped back to image pixels).
+    shows the image at that many CSS pixels wide (strokes are mapped back to image pixels);
+    ``result_width`` is the width of each result panel (they wrap onto new rows when there are many).
     """
 
     def __init__(
@@ -120,14 +123,17 @@ class MaskPainter(widgets.VBox):
         brush_size: int = 15,
         display_width: int | None = None,
         max_side: int = 512,
+        result_width: int = 256,
     ):
         self.models = dict(models or {})
         self.max_side = max_side
         self.display_width = display_width
+        self.result_width = result_width
         self.results: dict[str, Tensor] = {}
         self._ipyevents = _load_ipyevents()
         self._build_widgets(brush_size)
         super().__init__(children=self._layout())
+        self.add_class(PAINTER_CSS_CLASS)
         self.set_image(image)
 
     # ---- construction ------------------------------------------------------------------------
@@ -136,7 +142,9 @@ class MaskPainter(widgets.VBox):
         self.image_widget = widgets.Image(format="png", layout=image_layout)
         self.image_widget.add_class(CANVAS_CSS_CLASS)
         self.brush_slider = widgets.IntSlider(value=brush_size, min=1, max=max(80, brush_size), description="brush")
-        self.mode_toggle = widgets.ToggleButtons(options=["draw", "erase"], value="draw", style={"button_width": "64px"})
+        self.mode_toggle = widgets.ToggleButtons(
+            options=["draw", "erase"], value="draw", style={"button_width": "64px"}
+        )
         self.undo_button = widgets.Button(description="undo", icon="undo", layout=widgets.Layout(width="90px"))
         self.redo_button = widgets.Button(description="redo", icon="redo", layout=widgets.Layout(width="90px"))
         self.clear_button = widgets.Button(description="clear", icon="eraser", layout=widgets.Layout(width="90px"))
@@ -145,10 +153,13 @@ class MaskPainter(widgets.VBox):
         self.generate_button = widgets.Button(description="use generated mask", layout=widgets.Layout(width="auto"))
         self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="upload photo")
         names = tuple(self.models)
-        self.model_picker = widgets.SelectMultiple(options=names, value=names, description="models", rows=min(6, max(1, len(names))))
+        self.model_picker = widgets.SelectMultiple(
+            options=names, value=names, description="models", rows=min(6, max(1, len(names)))
+        )
         self.inpaint_button = widgets.Button(description="Inpaint", button_style="primary", disabled=not names)
         self.status = widgets.HTML()
-        self.results_box = widgets.HBox()
+        self.results_box = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap"))
+        self.results_box.add_class(RESULTS_CSS_CLASS)
 
         self.brush_slider.observe(self._on_brush, names="value")
         self.mode_toggle.observe(self._on_mode, names="value")
@@ -179,7 +190,9 @@ class MaskPainter(widgets.VBox):
         self._pointer_events = (presses, moves)
 
     def _layout(self) -> list[widgets.Widget]:
-        drawing_tools = widgets.HBox([self.brush_slider, self.mode_toggle, self.undo_button, self.redo_button, self.clear_button])
+        drawing_tools = widgets.HBox(
+            [self.brush_slider, self.mode_toggle, self.undo_button, self.redo_button, self.clear_button]
+        )
         generated = widgets.HBox([self.kind_picker, self.seed_slider, self.generate_button])
         running = widgets.HBox([self.upload, self.model_picker, self.inpaint_button])
         return [drawing_tools, generated, self.image_widget, self.status, running, self.results_box]
@@ -269,10 +282,12 @@ class MaskPainter(widgets.VBox):
         self.controller.erase = change["new"] == "erase"
 
     def _show_results(self) -> None:
-        layout = widgets.Layout(width=f"{self.display_width}px" if self.display_width else None)
         panels = [("holes", overlay_png(self._image, self.canvas.mask))]
         panels += [(name, png_bytes(result[0])) for name, result in self.results.items()]
+        width = f"{self.result_width}px"
         self.results_box.children = tuple(
-            widgets.VBox([widgets.Label(name), widgets.Image(value=data, format="png", layout=layout)])
+            widgets.VBox(
+                [widgets.Label(name), widgets.Image(value=data, format="png", layout=widgets.Layout(width=width))]
+            )
             for name, data in panels
         )

@@ -6,8 +6,9 @@ Steps (every wait is bounded):
 2. open it in headless Chromium driven by Playwright and run all cells;
 3. read the painter's mask from the kernel (through the kernel's connection file), drag the mouse across
    the painted photo, read the mask again;
-4. check that the holes only grew and that the pixels under the mouse path became holes; save a screenshot;
-5. close the browser and stop the Jupyter server.
+4. check that the holes only grew and that the pixels under the mouse path became holes;
+5. click *Inpaint*, check the results (in the kernel and on the page) and screenshot the painter;
+6. close the browser and stop the Jupyter server.
 
 Usage (see README.md beside this file): ``python tests/browser/draw_in_jupyterlab.py --screenshot shot.png``.
 """
@@ -32,6 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "12_interactive_inpainting.ipynb"
 CANVAS_SELECTOR = "img.pconv-mask-canvas"
+PAINTER_SELECTOR = ".pconv-mask-painter"
+RESULT_IMAGES_SELECTOR = ".pconv-inpainted img"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -48,6 +51,10 @@ READ_HOLES = (
     "'brush': painter.controller.brush_size, "
     "'holes': _np.argwhere(painter.canvas.hole).tolist()}))"
 )
+READ_RESULTS = (
+    "import json as _json\n"
+    "print(_json.dumps({name: list(result.shape) for name, result in painter.results.items()}))"
+)
 # The mouse path, as fractions of the shown image's width and height (straight, so that every
 # point between the throttled move events lies on it).
 PATH_FRACTIONS = ((0.12, 0.86), (0.88, 0.8))
@@ -55,11 +62,14 @@ PATH_FRACTIONS = ((0.12, 0.86), (0.88, 0.8))
 
 @dataclass
 class Outcome:
+    image_size: list[int]
     holes_before: int
     holes_after: int
     path_pixels: int
     path_pixels_painted: int
     stray_pixels: int
+    result_shapes: dict[str, list[int]]
+    result_images_shown: int
     screenshot: Path
 
     @property
@@ -68,6 +78,9 @@ class Outcome:
             self.holes_after > self.holes_before
             and self.path_pixels_painted == self.path_pixels
             and self.stray_pixels == 0
+            and bool(self.result_shapes)
+            and all(shape[-2:] == self.image_size for shape in self.result_shapes.values())
+            and self.result_images_shown == len(self.result_shapes) + 1
         )
 
 
@@ -211,6 +224,19 @@ def wait_for_quiet_kernel(lab: JupyterLab, kernel_id: str, timeout: float) -> No
     _wait_until(quiet, timeout, "the kernel to finish running the notebook")
 
 
+def settled_box(locator, timeout: float) -> dict:
+    """The element's bounding box once it is in view and has not moved for three polls (images above it
+    finish loading after the kernel is idle and push it down)."""
+    history: list[dict] = []
+
+    def settled():
+        locator.scroll_into_view_if_needed()
+        history.append(locator.bounding_box())
+        return len(history) >= 3 and history[-1] == history[-2] == history[-3] and history[-1]
+
+    return _wait_until(settled, timeout, "the painted photo to stop moving")
+
+
 def pixels_under_path(points_px, shape, radius):
     """Image pixels whose centres lie within ``radius`` of the polyline through ``points_px`` (image coordinates)."""
     height, width = shape
@@ -226,7 +252,9 @@ def pixels_under_path(points_px, shape, radius):
     return inside
 
 
-def draw_and_check(notebook: Path = NOTEBOOK, screenshot: Path = Path("jupyterlab_painter.png"), timeout: float = 300) -> Outcome:
+def draw_and_check(
+    notebook: Path = NOTEBOOK, screenshot: Path = Path("jupyterlab_painter.png"), timeout: float = 300
+) -> Outcome:
     """Run the whole browser check; raises on any failure to get that far, returns what it saw."""
     from playwright.sync_api import sync_playwright
 
@@ -244,7 +272,7 @@ def draw_and_check(notebook: Path = NOTEBOOK, screenshot: Path = Path("jupyterla
                     user_data_dir=str(Path(tmp) / "chromium-profile"),  # a fresh profile
                     executable_path=find_chromium(),
                     args=CHROMIUM_ARGS,
-                    viewport={"width": 1400, "height": 1000},
+                    viewport={"width": 1400, "height": 1400},
                 )
                 try:
                     page = browser.new_page()
@@ -260,9 +288,10 @@ def draw_and_check(notebook: Path = NOTEBOOK, screenshot: Path = Path("jupyterla
                     connection = lab.runtime / f"kernel-{kernel_id}.json"
                     shape, brush, before = read_holes(connection)
 
-                    canvas.scroll_into_view_if_needed()
-                    box = canvas.bounding_box()
-                    path_page = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in PATH_FRACTIONS]
+                    box = settled_box(canvas, min(60, remaining()))
+                    path_page = [
+                        (box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in PATH_FRACTIONS
+                    ]
                     page.mouse.move(*path_page[0])
                     page.mouse.down()
                     for point in path_page[1:]:
@@ -271,9 +300,16 @@ def draw_and_check(notebook: Path = NOTEBOOK, screenshot: Path = Path("jupyterla
                     time.sleep(1.0)
                     wait_for_quiet_kernel(lab, kernel_id, min(60, remaining()))
                     _, _, after = read_holes(connection)
-                    page.wait_for_timeout(1000)  # let the redrawn PNG arrive before the picture is taken
-                    canvas.scroll_into_view_if_needed()
-                    page.screenshot(path=str(screenshot))
+
+                    page.locator(PAINTER_SELECTOR).first.get_by_role("button", name="Inpaint").click()
+                    time.sleep(1.0)
+                    wait_for_quiet_kernel(lab, kernel_id, min(120, remaining()))
+                    result_shapes = json.loads(run_in_kernel(connection, READ_RESULTS).strip().splitlines()[-1])
+                    shown = page.locator(PAINTER_SELECTOR).first.locator(RESULT_IMAGES_SELECTOR)
+                    _wait_until(lambda: shown.count() == len(result_shapes) + 1, 30, "the results to be shown")
+                    result_images_shown = shown.count()
+                    page.wait_for_timeout(1000)  # let the last PNGs arrive before the picture is taken
+                    page.locator(PAINTER_SELECTOR).first.screenshot(path=str(screenshot))
                 finally:
                     browser.close()
         finally:
@@ -286,11 +322,14 @@ def draw_and_check(notebook: Path = NOTEBOOK, screenshot: Path = Path("jupyterla
     reach = pixels_under_path(path_image, shape, brush / 2 + 2 * max(scale_x, scale_y))
     new = after - before
     return Outcome(
+        image_size=list(shape),
         holes_before=len(before),
         holes_after=len(after),
         path_pixels=len(core),
         path_pixels_painted=len(core & after),
         stray_pixels=len(new - reach) + len(before - after),
+        result_shapes=result_shapes,
+        result_images_shown=result_images_shown,
         screenshot=screenshot,
     )
 
@@ -305,6 +344,7 @@ def main() -> int:
     print(f"holes before the mouse stroke: {outcome.holes_before} pixels, after: {outcome.holes_after} pixels")
     print(f"pixels on the mouse path painted: {outcome.path_pixels_painted} of {outcome.path_pixels}")
     print(f"pixels changed away from the path: {outcome.stray_pixels}")
+    print(f"Inpaint button: results {outcome.result_shapes}, {outcome.result_images_shown} images shown")
     print(f"screenshot: {outcome.screenshot}")
     print("PASSED" if outcome.passed else "FAILED")
     return 0 if outcome.passed else 1

@@ -24,4 +24,6 @@ def test_a_mouse_stroke_in_jupyterlab_reaches_the_kernel_mask(tmp_path: Path):
     assert outcome.holes_after > outcome.holes_before
     assert outcome.path_pixels > 0 and outcome.path_pixels_painted == outcome.path_pixels
     assert outcome.stray_pixels == 0
+    assert outcome.result_shapes and all(shape[-2:] == outcome.image_size for shape in outcome.result_shapes.values())
+    assert outcome.result_images_shown == len(outcome.result_shapes) + 1
     assert (tmp_path / "painter.png").stat().st_size > 0
