@@ -2,15 +2,14 @@
 
 import math
 import random
-import sys
-import types
-
 import numpy as np
 import pytest
 import torch
 from scipy import ndimage
 
+from pconv_lessons import masks
 from pconv_lessons.widgets import MASK_KINDS, MaskCanvas
+from pconv_lessons.widgets import canvas as canvas_module
 
 
 def holes(canvas):
@@ -192,7 +191,7 @@ def test_start_from_uses_the_mask_generator_with_kind_size_and_seed(monkeypatch)
         mask[..., : seed + 1, :] = 0
         return mask
 
-    monkeypatch.setitem(sys.modules, "pconv_lessons.masks", types.SimpleNamespace(generate=generate))
+    monkeypatch.setattr(canvas_module, "generate", generate)
     canvas = MaskCanvas(9, 7)
     canvas.stroke([(6, 8)], brush_size=1)
     canvas.start_from("lama_thick", seed=2)
@@ -239,3 +238,11 @@ def test_bad_canvas_size_raises():
 
 def test_mask_kinds_are_the_course_families():
     assert MASK_KINDS == ("shapes", "free_form", "lama_thin", "lama_medium", "lama_thick", "box", "mixed")
+
+
+@pytest.mark.parametrize("kind", ["box", "lama_thick"])
+def test_start_from_gives_the_generated_mask_itself(kind):
+    canvas = MaskCanvas(48, 40)
+    canvas.start_from(kind, seed=5)
+    expected = masks.generate(kind, 1, (48, 40), seed=5)
+    assert torch.equal(canvas.mask, expected) and canvas.hole_ratio > 0

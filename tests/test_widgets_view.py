@@ -2,7 +2,6 @@
 
 import io
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -10,6 +9,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from pconv_lessons.widgets import canvas as canvas_module
 from pconv_lessons.widgets import MaskPainter, as_inpainter, fit_image, image_from_bytes, png_bytes
 from pconv_lessons.widgets.view import NO_IPYEVENTS_MESSAGE
 
@@ -37,7 +37,7 @@ def fake_masks(monkeypatch):
         mask[..., : seed + 1, :] = 0
         return mask
 
-    monkeypatch.setitem(sys.modules, "pconv_lessons.masks", types.SimpleNamespace(generate=generate))
+    monkeypatch.setattr(canvas_module, "generate", generate)
 
 
 def mean_colour_fill(image, mask):

@@ -30,9 +30,8 @@ import torch
 from torch import Tensor
 
 from pconv_lessons.checks import check_mask
-
-MASK_KINDS: tuple[str, ...] = ("shapes", "free_form", "lama_thin", "lama_medium", "lama_thick", "box", "mixed")
-"""The generated-mask families of ``pconv_lessons.masks.generate`` offered by ``start_from``."""
+from pconv_lessons.masks import KINDS as MASK_KINDS
+from pconv_lessons.masks import generate
 
 Point = tuple[float, float]
 
@@ -197,8 +196,6 @@ class MaskCanvas:
         """
         if kind not in MASK_KINDS:
             raise ValueError(f"unknown mask kind {kind!r}; choose from {list(MASK_KINDS)}")
-        from pconv_lessons.masks import generate
-
         self.set_mask(generate(kind, 1, (self.height, self.width), seed=seed))
 
     # ---- history ---------------------------------------------------------------------------
