@@ -152,6 +152,18 @@ def test_inpaint_button_shows_composites_of_the_right_size(photo):
     assert np.all(shown_black[mask[0, 0].numpy() == 0] == 0)
 
 
+def test_inpainting_again_reuses_the_panels_with_new_pictures(photo):
+    painter = MaskPainter(photo, models={"fill": mean_colour_fill})
+    painter.canvas.stroke([(8, 8)], brush_size=5)
+    painter.inpaint()
+    first = painter.results_box.children
+    pictures = [panel.children[1].value for panel in first]
+    painter.canvas.stroke([(20, 16)], brush_size=5)
+    painter.inpaint()
+    assert painter.results_box.children == first
+    assert all(panel.children[1].value != old for panel, old in zip(first, pictures))
+
+
 def test_only_the_picked_models_run(photo):
     painter = MaskPainter(photo, models={"a": mean_colour_fill, "b": mean_colour_fill})
     painter.model_picker.value = ("b",)

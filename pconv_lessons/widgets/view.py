@@ -130,6 +130,7 @@ class MaskPainter(widgets.VBox):
         self.display_width = display_width
         self.result_width = result_width
         self.results: dict[str, Tensor] = {}
+        self._result_panels: dict[str, widgets.VBox] = {}
         self._ipyevents = _load_ipyevents()
         self._build_widgets(brush_size)
         super().__init__(children=self._layout())
@@ -282,12 +283,17 @@ class MaskPainter(widgets.VBox):
         self.controller.erase = change["new"] == "erase"
 
     def _show_results(self) -> None:
+        """One labelled image per result, after the holes; panels are reused by name (no widget pile-up)."""
         panels = [("holes", overlay_png(self._image, self.canvas.mask))]
         panels += [(name, png_bytes(result[0])) for name, result in self.results.items()]
-        width = f"{self.result_width}px"
-        self.results_box.children = tuple(
-            widgets.VBox(
-                [widgets.Label(name), widgets.Image(value=data, format="png", layout=widgets.Layout(width=width))]
-            )
-            for name, data in panels
-        )
+        shown = []
+        for name, data in panels:
+            if name not in self._result_panels:
+                layout = widgets.Layout(width=f"{self.result_width}px")
+                self._result_panels[name] = widgets.VBox(
+                    [widgets.Label(name), widgets.Image(format="png", layout=layout)]
+                )
+            panel = self._result_panels[name]
+            panel.children[1].value = data
+            shown.append(panel)
+        self.results_box.children = tuple(shown)
