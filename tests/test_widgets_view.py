@@ -174,6 +174,17 @@ def test_a_model_returning_the_wrong_shape_is_reported(photo):
     painter = MaskPainter(photo, models={"half": lambda image, mask: image[..., ::2, ::2]})
     with pytest.raises(ValueError, match="'half' must return a tensor shaped"):
         painter.inpaint()
+    painter.inpaint_button.click()  # the button shows the failure instead of raising
+    assert "Inpainting failed: model &#x27;half&#x27; must return a tensor shaped" in painter.status.value
+
+
+def test_a_model_named_holes_gets_its_own_panel(photo):
+    painter = MaskPainter(photo, models={"holes": mean_colour_fill})
+    painter.canvas.stroke([(8, 8)], brush_size=5)
+    painter.inpaint()
+    first, second = painter.results_box.children
+    assert first is not second and [p.children[0].value for p in (first, second)] == ["holes", "holes"]
+    assert decode(second.children[1].value)[8, 8].tolist() != decode(first.children[1].value)[8, 8].tolist()
 
 
 def test_no_models_disables_inpaint(photo):

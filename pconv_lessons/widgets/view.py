@@ -15,6 +15,7 @@ mask family at once, and the status line says why drawing is off.
 
 from __future__ import annotations
 
+import html
 import importlib
 import io
 from collections.abc import Callable, Mapping
@@ -130,7 +131,7 @@ class MaskPainter(widgets.VBox):
         self.display_width = display_width
         self.result_width = result_width
         self.results: dict[str, Tensor] = {}
-        self._result_panels: dict[str, widgets.VBox] = {}
+        self._result_panels: dict[str | None, widgets.VBox] = {}
         self._ipyevents = _load_ipyevents()
         self._build_widgets(brush_size)
         super().__init__(children=self._layout())
@@ -169,7 +170,7 @@ class MaskPainter(widgets.VBox):
         self.clear_button.on_click(lambda _: self.clear())
         self.generate_button.on_click(lambda _: self.use_generated_mask())
         self.upload.observe(lambda change: self.load_upload(change["new"]), names="value")
-        self.inpaint_button.on_click(lambda _: self.inpaint())
+        self.inpaint_button.on_click(lambda _: self._inpaint_clicked())
         if self._ipyevents is None:
             self.seed_slider.observe(lambda _: self.use_generated_mask(), names="value")
             self.kind_picker.observe(lambda _: self.use_generated_mask(), names="value")
@@ -275,6 +276,17 @@ class MaskPainter(widgets.VBox):
         self._show_results()
         return results
 
+    def _inpaint_clicked(self) -> None:
+        """The button's handler: like ``inpaint()``, but a failure is shown in the status line, not raised."""
+        self.status.value = "Inpainting ..."
+        try:
+            self.inpaint()
+        except ValueError as error:
+            self.refresh()
+            self.status.value += f"<br>Inpainting failed: {html.escape(str(error))}"
+        else:
+            self.refresh()
+
     def _on_brush(self, change) -> None:
         self.canvas.brush_size = float(change["new"])
         self.controller.brush_size = float(change["new"])
@@ -284,16 +296,16 @@ class MaskPainter(widgets.VBox):
 
     def _show_results(self) -> None:
         """One labelled image per result, after the holes; panels are reused by name (no widget pile-up)."""
-        panels = [("holes", overlay_png(self._image, self.canvas.mask))]
-        panels += [(name, png_bytes(result[0])) for name, result in self.results.items()]
+        panels = [(None, "holes", overlay_png(self._image, self.canvas.mask))]  # None: no model has this key
+        panels += [(name, name, png_bytes(result[0])) for name, result in self.results.items()]
         shown = []
-        for name, data in panels:
-            if name not in self._result_panels:
+        for key, title, data in panels:
+            if key not in self._result_panels:
                 layout = widgets.Layout(width=f"{self.result_width}px")
-                self._result_panels[name] = widgets.VBox(
-                    [widgets.Label(name), widgets.Image(format="png", layout=layout)]
+                self._result_panels[key] = widgets.VBox(
+                    [widgets.Label(title), widgets.Image(format="png", layout=layout)]
                 )
-            panel = self._result_panels[name]
+            panel = self._result_panels[key]
             panel.children[1].value = data
             shown.append(panel)
         self.results_box.children = tuple(shown)
