@@ -58,9 +58,11 @@ def show_images(
     nrows = -(-count // ncols)
     figure, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
     for index, axis in enumerate(axes.flat):
-        axis.axis("off")
         if index >= count:
+            axis.axis("off")
             continue
+        axis.set_xticks([])
+        axis.set_yticks([])
         array = to_numpy_image(images[index])
         axis.imshow(array, cmap=cmap if array.ndim == 2 else None, vmin=0.0, vmax=1.0)
         if titles is not None:

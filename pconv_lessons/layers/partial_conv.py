@@ -63,10 +63,11 @@ class PartialConv2d(nn.Conv2d):
         check_mask(mask, x, self.in_channels if self.multi_channel else 1, values=self.check_mask_values)
 
         scale, new_mask = self.mask_scale(mask)
-        raw = self._conv_forward(x * mask.to(x.dtype), self.weight, None)
-        out = raw * scale.to(raw.dtype)
+        out = self._conv_forward(x * mask.to(x.dtype), self.weight, None)
+        # In place: the conv's backward needs its input and weights, not its output.
+        out = out.mul_(scale)
         if self.bias is not None:
-            out = out + self.bias.view(1, -1, 1, 1).to(out.dtype) * new_mask.to(out.dtype)
+            out = out.addcmul_(self.bias.view(1, -1, 1, 1), new_mask)
         if self.multi_channel:
             new_mask = new_mask.expand(-1, self.out_channels, -1, -1)
         return out, new_mask.to(mask.dtype)
@@ -77,11 +78,10 @@ class PartialConv2d(nn.Conv2d):
 
         Both are shaped (N, 1, H', W') and computed in float32, also under autocast, so the counts are exact.
         """
-        device_type = mask.device.type
-        with torch.autocast(device_type=device_type, enabled=False):
+        with torch.autocast(device_type=mask.device.type, enabled=False):
             known = F.conv2d(
                 mask.float(), self.mask_kernel.float(), None, self.stride, self.padding, self.dilation
             )
-        new_mask = (known > 0).float()
-        scale = self.window_size / known.clamp(min=1e-8) * new_mask
-        return scale, new_mask
+        saw_known = known > 0
+        scale = torch.where(saw_known, self.window_size / known, 0.0)
+        return scale, saw_known.float()
