@@ -55,10 +55,7 @@ class GatedGANObjective(Objective):
 
     def __init__(self, config: TrainConfig, device: torch.device) -> None:
         super().__init__(config)
-        unknown = sorted(set(config.loss_args) - set(DEFAULT_LOSS_ARGS))
-        if unknown:
-            raise ValueError(f"unknown loss_args {unknown} for the gated model; known: {sorted(DEFAULT_LOSS_ARGS)}")
-        args = {**DEFAULT_LOSS_ARGS, **config.loss_args}
+        args = self.merged_loss_args(DEFAULT_LOSS_ARGS)
         self.l1_weight = float(args["l1_weight"])
         self.gan_weight = float(args["gan_weight"])
         self.sketch_probability = float(args["sketch_probability"])

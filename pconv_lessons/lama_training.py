@@ -15,7 +15,8 @@ swaps in its own VGG16 perceptual loss and SN-PatchGAN hinge loss, keeping LaMa'
 
 ``loss_args`` (``--loss-arg KEY=VALUE``): ``l1_known`` (10), ``l1_hole`` (0), ``perceptual`` (30),
 ``adversarial`` (10; 0 trains without a discriminator), ``disc_channels`` (64), ``vgg_weights``
-(None = random-init VGG16 with a warning, ``"imagenet"`` or a path). ``model_args``: ``ngf``, ``n_blocks``, ``ratio``.
+(``"random"``, ``"imagenet"``, a file path or ``"none"``, read by ``pconv_lessons.train.loss_network`` as for every
+model). ``model_args``: ``ngf``, ``n_blocks``, ``ratio``.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from pconv_lessons.losses import VGG16Features, hinge_d_loss, hinge_g_loss
+from pconv_lessons.losses import hinge_d_loss, hinge_g_loss
 from pconv_lessons.models import LamaGenerator, SNPatchDiscriminator, composite
-from pconv_lessons.train import Objective, TrainConfig
+from pconv_lessons.train import Objective, TrainConfig, loss_network
 
 DEFAULT_LOSS_ARGS: dict[str, Any] = {
     "l1_known": 10.0,
@@ -36,7 +37,7 @@ DEFAULT_LOSS_ARGS: dict[str, Any] = {
     "perceptual": 30.0,
     "adversarial": 10.0,
     "disc_channels": 64,
-    "vgg_weights": None,
+    "vgg_weights": "random",
 }
 
 
@@ -50,15 +51,13 @@ class LamaObjective(Objective):
 
     def __init__(self, config: TrainConfig, device: torch.device) -> None:
         super().__init__(config)
-        unknown = sorted(set(config.loss_args) - set(DEFAULT_LOSS_ARGS))
-        if unknown:
-            raise ValueError(f"unknown loss_args {unknown} for the lama model; known: {sorted(DEFAULT_LOSS_ARGS)}")
-        args = {**DEFAULT_LOSS_ARGS, **config.loss_args}
+        args = self.merged_loss_args(DEFAULT_LOSS_ARGS)
         self.weights = {name: float(args[name]) for name in ("l1_known", "l1_hole", "perceptual", "adversarial")}
         negative = [name for name, weight in self.weights.items() if weight < 0]
         if negative:
             raise ValueError(f"loss weights must be >= 0, got negative {negative}")
-        self.extractor = VGG16Features(weights=args["vgg_weights"]).to(device) if self.weights["perceptual"] else None
+        extractor = loss_network(args["vgg_weights"]) if self.weights["perceptual"] else None
+        self.extractor = extractor.to(device) if extractor is not None else None
         self.discriminator = (
             SNPatchDiscriminator(int(args["disc_channels"])).to(device) if self.weights["adversarial"] else None
         )

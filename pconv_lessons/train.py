@@ -29,6 +29,7 @@ import argparse
 import contextlib
 import csv
 import dataclasses
+import importlib
 import json
 import math
 import os
@@ -108,6 +109,15 @@ class Objective:
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
 
+    def merged_loss_args(self, defaults: dict[str, Any]) -> dict[str, Any]:
+        """``defaults`` updated with ``config.loss_args``; an unknown key is a ``ValueError`` naming the known ones."""
+        unknown = sorted(set(self.config.loss_args) - set(defaults))
+        if unknown:
+            raise ValueError(
+                f"unknown loss_args {unknown} for --model {self.config.model}; known: {sorted(defaults)}"
+            )
+        return {**defaults, **self.config.loss_args}
+
     def parameters(self, phase: str, model: nn.Module) -> Iterable[nn.Parameter]:
         if phase != "generator":
             raise ValueError(f"{type(self).__name__} has no parameters for phase {phase!r}")
@@ -130,6 +140,19 @@ class Objective:
         raise NotImplementedError(f"{type(self).__name__} must define loss()")
 
 
+def loss_network(vgg_weights: str | None) -> nn.Module | None:
+    """The VGG16 feature extractor that ``--loss-arg vgg_weights=…`` asks for, the same for every objective.
+
+    ``"random"`` (or ``None``): random init, offline; ``"imagenet"``: torchvision's pretrained weights (cached or
+    downloaded once); a file path: weights from that file; ``"none"``: no loss network (returns ``None``).
+    """
+    from pconv_lessons.losses import VGG16Features
+
+    if vgg_weights == "none":
+        return None
+    return VGG16Features(weights=None if vgg_weights in (None, "random") else vgg_weights).eval()
+
+
 class NoFeatures(nn.Module):
     """A loss network that returns no feature maps: the perceptual and style terms become 0 and cost nothing."""
 
@@ -147,16 +170,12 @@ class PConvObjective(Objective):
     """
 
     def __init__(self, config: TrainConfig, device: torch.device) -> None:
-        from pconv_lessons.losses import InpaintingLoss, VGG16Features
+        from pconv_lessons.losses import InpaintingLoss
 
         super().__init__(config)
         args = dict(config.loss_args)
-        vgg_weights = args.pop("vgg_weights", "random")
-        if vgg_weights == "none":
-            extractor: nn.Module = NoFeatures()
-        else:
-            extractor = VGG16Features(weights=None if vgg_weights == "random" else vgg_weights).eval()
-        self.criterion = InpaintingLoss(extractor, **args).to(device)
+        extractor = loss_network(args.pop("vgg_weights", "random"))
+        self.criterion = InpaintingLoss(extractor if extractor is not None else NoFeatures(), **args).to(device)
 
     def finetuning(self, step: int) -> bool:
         return step >= self.config.resolved_finetune_step()
@@ -204,40 +223,23 @@ def _build_pconv(config: TrainConfig) -> nn.Module:
 register_model("pconv", _build_pconv, PConvObjective)
 
 
-def _build_gated(config: TrainConfig) -> nn.Module:
-    from pconv_lessons.gan import build_gated
+def _imported_on_call(module: str, name: str) -> Callable:
+    """``pconv_lessons.<module>.<name>``, imported when first called: those modules import this one."""
 
-    return build_gated(config)
+    def call(*args):
+        return getattr(importlib.import_module(f"pconv_lessons.{module}"), name)(*args)
 
-
-def _gated_objective(config: TrainConfig, device: torch.device) -> Objective:
-    from pconv_lessons.gan import GatedGANObjective
-
-    return GatedGANObjective(config, device)
+    return call
 
 
-register_model("gated", _build_gated, _gated_objective)
+register_model("gated", _imported_on_call("gan", "build_gated"), _imported_on_call("gan", "GatedGANObjective"))
+register_model("lama", _imported_on_call("lama_training", "build_lama"), _imported_on_call("lama_training", "LamaObjective"))
 
 
 def model_entry(name: str) -> ModelEntry:
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; trainable models: {sorted(MODELS)}")
     return MODELS[name]
-
-
-def _build_lama(config: TrainConfig) -> nn.Module:
-    from pconv_lessons.lama_training import build_lama
-
-    return build_lama(config)
-
-
-def _lama_objective(config: TrainConfig, device: torch.device) -> Objective:
-    from pconv_lessons.lama_training import LamaObjective
-
-    return LamaObjective(config, device)
-
-
-register_model("lama", _build_lama, _lama_objective)
 
 
 # ------------------------------------------------------------------------------------ infrastructure

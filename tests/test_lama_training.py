@@ -53,6 +53,16 @@ def test_unknown_or_negative_loss_args_are_rejected(tmp_path):
         LamaObjective(config(tmp_path, loss_args={"l1_known": -1.0}), torch.device("cpu"))
 
 
+def test_vgg_weights_words_mean_the_same_as_for_pconv(tmp_path):
+    cpu = torch.device("cpu")
+    random_init = LamaObjective(config(tmp_path, loss_args={"vgg_weights": "random", "adversarial": 0.0}), cpu)
+    assert random_init.extractor is not None
+    no_network = LamaObjective(config(tmp_path, loss_args={"vgg_weights": "none", "adversarial": 0.0}), cpu)
+    assert no_network.extractor is None
+    terms = no_network.loss("generator", LamaGenerator(**TINY), torch.rand(1, 3, 32, 32), box_mask(32, 0)[None], {})
+    assert "perceptual" not in terms and torch.isfinite(terms["total"])
+
+
 def test_trains_with_a_discriminator_and_the_cli_resumes(tmp_path, monkeypatch):
     cfg = config(tmp_path, steps=1, loss_args={"disc_channels": 4, "perceptual": 0.0})
     trainer = Trainer(cfg, progress=False, mask_fn=box_mask)
