@@ -572,6 +572,28 @@ def generate(
     return _masks_of(primitives, n, height, width, device)
 
 
+def example_mask(size: int) -> Tensor:
+    """The lessons' fixed example mask (1, 1, size, size): a rectangle, a disk and a thick stroke as holes.
+
+    Not random: lessons 04 and 05 use it so that every figure shows the same holes. Drawn on a 128-pixel
+    design scaled to ``size``.
+    """
+    from skimage import draw
+
+    height, width = _check_size(size)
+    if height != width:
+        raise ValueError(f"example_mask is square: give one int size, got {size!r}")
+    hole = np.zeros((height, height), dtype=bool)
+    s = height / 128
+    hole[int(20 * s):int(52 * s), int(70 * s):int(110 * s)] = True
+    rows, cols = draw.disk((int(95 * s), int(35 * s)), int(16 * s), shape=hole.shape)
+    hole[rows, cols] = True
+    for t in np.linspace(0, 1, 60):
+        rows, cols = draw.disk((int((70 + 40 * t) * s), int((60 + 50 * t) * s)), int(5 * s), shape=hole.shape)
+        hole[rows, cols] = True
+    return torch.from_numpy(~hole).float()[None, None]
+
+
 def hole_ratio(masks: Tensor) -> Tensor:
     """Fraction of hole pixels (mask value 0) per mask: (n, 1, H, W) → float64 (n,). Soft masks count 1 − value.
 

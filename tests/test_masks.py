@@ -246,3 +246,16 @@ def test_gpu_bucket_sampler():
     out = generate_in_bucket("lama_thick", 32, 128, (0.4, 0.5), seed=0, device="cuda")
     ratio = hole_ratio(out)
     assert out.is_cuda and ((ratio > 0.4) & (ratio <= 0.5)).all()
+
+
+def test_example_mask_is_fixed_binary_and_scales_with_size():
+    from pconv_lessons.masks import example_mask
+
+    small, large = example_mask(64), example_mask(256)
+    assert small.shape == (1, 1, 64, 64) and large.shape == (1, 1, 256, 256)
+    assert torch.equal(example_mask(64), small), "the lessons' example mask is not random"
+    assert set(torch.unique(large).tolist()) == {0.0, 1.0}
+    assert 0.15 < hole_ratio(small).item() < 0.18 and 0.15 < hole_ratio(large).item() < 0.18
+    assert large[0, 0, 40, 150] == 0 and large[0, 0, 5, 5] == 1  # inside the rectangle / a known corner
+    with pytest.raises(ValueError, match="one int size"):
+        example_mask((64, 32))
