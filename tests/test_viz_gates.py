@@ -1,4 +1,4 @@
-"""Plot helpers of lesson 07: gate maps per layer and curves of functions."""
+"""Plot helpers of lesson 08: gate maps per layer and curves of functions."""
 
 import numpy as np
 import pytest

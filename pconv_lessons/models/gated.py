@@ -13,7 +13,7 @@ Generator, two stages, every layer a gated convolution (``GatedConv2d``, φ = EL
 
 The refinement network here is DeepFill v2's dilated-convolution branch only: its second branch,
 *contextual attention* (copying features from the known region into the hole by patch similarity), is
-not built; lesson 07 explains it with a figure. Any H×W works: inputs are padded (replicate) to a
+not built; lesson 08 explains it with a figure. Any H×W works: inputs are padded (replicate) to a
 multiple of 4 and the prediction cropped back.
 
 Discriminator (SN-PatchGAN): six 5×5 stride-2 convolutions with spectral normalisation and LeakyReLU(0.2),
