@@ -1,0 +1,66 @@
+"""The released weights of LaMa, DeepFill v2 and PConv, loaded into the course's own models.
+
+    model = load_pretrained("lama", "big-lama/models/best.ckpt")      # → LamaGenerator, eval mode
+    prediction = model(image, mask)                                    # image in [0, 1], mask 1 = known
+
+Each family lives in its own module (``lama``, ``deepfillv2``, ``pconv``) and says three things:
+
+    FILES       the released file names, where they are published, and how to get them
+    read(path)  the generator's tensors under the original project's key names (no pickled code runs)
+    build(state) → (model, our_state)   our model sized from the tensors' shapes, and the state renamed by the
+                                        family's key table (official key → our key, written once)
+
+``load_pretrained`` then loads ``our_state`` strictly: a missing, unexpected or misshapen key is an error that
+lists them. Nothing is downloaded: ``data/pretrained/README.md`` says where each file comes from.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from pconv_lessons.pretrained.common import (
+    PretrainedFileError,
+    default_path,
+    load_strict,
+    pretrained_dir,
+)
+
+FAMILIES = ("lama", "deepfillv2", "pconv")
+
+
+def _family(name: str):
+    if not isinstance(name, str) or name not in FAMILIES:
+        raise ValueError(f"name must be one of {', '.join(map(repr, FAMILIES))}, got {name!r}")
+    return importlib.import_module(f"pconv_lessons.pretrained.{name}")
+
+
+def load_pretrained(name: str, path: str | Path | None = None, device: str | torch.device = "cpu") -> nn.Module:
+    """The released ``name`` model ("lama", "deepfillv2" or "pconv") from ``path``, as a course model in eval mode.
+
+    ``path=None`` looks for the family's default file in ``pretrained_dir()`` (``$PCONV_PRETRAINED_DIR``, else
+    ``data/pretrained/``). The model takes ``(image, mask)`` with the image in [0, 1] and the mask 1 = known, and
+    returns its prediction in [0, 1] at the input size, whatever the original's conventions.
+    """
+    family = _family(name)
+    path = default_path(family) if path is None else Path(path)
+    state = family.read(path)
+    model, our_state = family.build(state)
+    load_strict(model, our_state, source=f"{name} file {path.name}")
+    return model.to(device).eval()
+
+
+def available(name: str) -> Path | None:
+    """The default file of family ``name`` if it is present (lessons show the released model only then), else None."""
+    family = _family(name)
+    for filename in family.FILES:
+        candidate = pretrained_dir() / filename
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+__all__ = ["FAMILIES", "PretrainedFileError", "available", "load_pretrained", "pretrained_dir"]
