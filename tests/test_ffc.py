@@ -35,9 +35,10 @@ def test_fourier_unit_matches_numpy_fft():
     x = torch.randn(2, 3, 7, 10)
     weight = unit.conv.weight.detach().double().numpy()[:, :, 0, 0]  # (4, 6)
     spectrum = np.fft.rfft2(x.double().numpy(), norm="ortho")  # (2, 3, 7, 6)
-    stacked = np.concatenate([spectrum.real, spectrum.imag], axis=1)
+    stacked = np.empty((2, 6, 7, 6))
+    stacked[:, 0::2], stacked[:, 1::2] = spectrum.real, spectrum.imag  # LaMa's order: Re 0, Im 0, Re 1, Im 1, …
     mixed = np.maximum(np.einsum("oc,nchw->nohw", weight, stacked) / math.sqrt(1 + unit.bn.eps), 0.0)
-    expected = np.fft.irfft2(mixed[:, :2] + 1j * mixed[:, 2:], s=(7, 10), norm="ortho")
+    expected = np.fft.irfft2(mixed[:, 0::2] + 1j * mixed[:, 1::2], s=(7, 10), norm="ortho")
     assert np.allclose(unit(x).detach().double().numpy(), expected, atol=1e-5)
 
 
