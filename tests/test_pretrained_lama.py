@@ -18,7 +18,12 @@ import pytest
 import torch
 
 from pconv_lessons.models import LamaGenerator, composite
-from pconv_lessons.pretrained import PretrainedFileError, available, lama, load_pretrained
+from pconv_lessons.pretrained import (
+    PretrainedFileError,
+    available,
+    lama,
+    load_pretrained,
+)
 from pconv_lessons.pretrained.common import load_strict
 from pconv_lessons.train import load_model
 
