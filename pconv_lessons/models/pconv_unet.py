@@ -17,6 +17,15 @@ as it concatenates features, so a decoder window counts known entries over both 
 Any H×W works: the input is padded at the bottom and right to a multiple of 2^L with the padding marked as
 hole (so no partial convolution ever reads it), and the prediction is cropped back.
 
+``pixels`` says how the network's own pixels relate to the course's RGB in [0, 1] (``PIXEL_CONVENTIONS``):
+
+    network = low + (high − low) · image[channels]          on the way in
+    prediction = (network_out − low) / (high − low), channels put back, clamped to [0, 1] if the convention says so
+
+``"course"`` (the default) is the identity: RGB in [0, 1], prediction not clamped. ``"mmagic"`` is the layout of
+mmagic's released PConv weights: BGR (images loaded by OpenCV), (v − 127.5) / 127.5 on 0…255 values, i.e. [-1, 1],
+and the prediction clamped the way mmagic's ``DataPreprocessor.destruct`` clamps it to [0, 255].
+
 Training follows the paper's two phases: Adam at 2e-4 with BatchNorm everywhere, then fine-tuning at 5e-5
 with the encoder's BatchNorm frozen (``freeze_encoder_batchnorm()``), because the hole pixels distort the
 batch statistics the encoder sees.
@@ -32,6 +41,21 @@ from torch import Tensor, nn
 
 from pconv_lessons.checks import check_batch, check_mask
 from pconv_lessons.layers import PartialConv2d
+
+
+class PixelConvention(NamedTuple):
+    """network pixels = low + (high − low) · course pixels[channels]; the prediction maps back, optionally clamped."""
+
+    channels: tuple[int, int, int]  # the course's (RGB) channel that feeds network channel 0, 1, 2
+    low: float  # the network's value for black
+    high: float  # the network's value for white
+    clamp_output: bool
+
+
+PIXEL_CONVENTIONS = {
+    "course": PixelConvention(channels=(0, 1, 2), low=0.0, high=1.0, clamp_output=False),
+    "mmagic": PixelConvention(channels=(2, 1, 0), low=-1.0, high=1.0, clamp_output=True),
+}
 
 
 class LayerOutput(NamedTuple):
@@ -98,21 +122,26 @@ class PConvUNet(nn.Module):
     never read.
 
     ``layer_size``: number of stride-2 encoder levels (7 for 256², 8 for 512²); ``base_channels``: width of
-    enc_1 (64 in the paper; 8 or 16 give small models for CPU lessons and tests).
+    enc_1 (64 in the paper; 8 or 16 give small models for CPU lessons and tests). ``pixels``: the network's own
+    pixel convention, a key of ``PIXEL_CONVENTIONS`` (``"course"``; ``"mmagic"`` for its released weights). Whatever
+    it is, ``forward`` takes and returns RGB in [0, 1]; ``forward_layers`` shows the network's own values.
 
     ``freeze_encoder_batchnorm()`` puts the encoder's BatchNorm layers in eval mode and keeps them there
     across ``.train()`` calls (the paper's fine-tune phase); ``freeze_encoder_batchnorm(False)`` undoes it.
     ``forward_layers(image, mask)`` returns every level's features and mask, for inspection.
     """
 
-    def __init__(self, layer_size: int = 7, base_channels: int = 64) -> None:
+    def __init__(self, layer_size: int = 7, base_channels: int = 64, pixels: str = "course") -> None:
         super().__init__()
         if layer_size < 1:
             raise ValueError(f"layer_size must be at least 1, got {layer_size}")
         if base_channels < 1:
             raise ValueError(f"base_channels must be at least 1, got {base_channels}")
+        if pixels not in PIXEL_CONVENTIONS:
+            raise ValueError(f"pixels must be one of {', '.join(map(repr, PIXEL_CONVENTIONS))}, got {pixels!r}")
         self.layer_size = layer_size
         self.base_channels = base_channels
+        self.pixels = pixels
         self._encoder_batchnorm_frozen = False
         self.check_mask_values = True
         widths = [3] + encoder_channels(layer_size, base_channels)  # widths[k]: channels of enc_k (enc_0 = image)
@@ -167,10 +196,11 @@ class PConvUNet(nn.Module):
     def forward(self, image: Tensor, mask: Tensor) -> Tensor:
         height, width = image.shape[-2:]
         prediction = self.forward_layers(image, mask)[-1].features
-        return prediction[..., :height, :width]
+        return self._from_network_pixels(prediction[..., :height, :width])
 
     def forward_layers(self, image: Tensor, mask: Tensor) -> list[LayerOutput]:
-        """Every level in order: ``input``, ``enc1`` … ``encL``, ``decL`` … ``dec1``, at the padded size.
+        """Every level in order: ``input``, ``enc1`` … ``encL``, ``decL`` … ``dec1``, at the padded size, in the
+        network's own pixel convention (``input`` is the image as the network sees it, ``dec1`` its raw prediction).
 
         Masks are single-channel after the first layer (all channels of a partial convolution's new mask agree).
         """
@@ -178,7 +208,7 @@ class PConvUNet(nn.Module):
         if image.shape[1] != 3:
             raise ValueError(f"image must have 3 channels (RGB), got shape {tuple(image.shape)}")
         check_mask(mask, image, (1, 3), values=self.check_mask_values)
-        image, mask = self._pad(image, mask.to(image.dtype))
+        image, mask = self._pad(self._to_network_pixels(image), mask.to(image.dtype))
 
         layers = [LayerOutput("input", image, mask)]
         features, current_mask = image, _expand(mask, 3)
@@ -198,6 +228,16 @@ class PConvUNet(nn.Module):
             features, current_mask = block(joined, joined_mask)
             layers.append(LayerOutput(f"dec{level}", features, current_mask))
         return layers
+
+    def _to_network_pixels(self, image: Tensor) -> Tensor:
+        convention = PIXEL_CONVENTIONS[self.pixels]
+        return image[:, list(convention.channels)] * (convention.high - convention.low) + convention.low
+
+    def _from_network_pixels(self, prediction: Tensor) -> Tensor:
+        convention = PIXEL_CONVENTIONS[self.pixels]
+        back = [convention.channels.index(channel) for channel in range(3)]
+        rgb = (prediction[:, back] - convention.low) / (convention.high - convention.low)
+        return rgb.clamp(0.0, 1.0) if convention.clamp_output else rgb
 
     def _pad(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         multiple = self.size_multiple
