@@ -43,18 +43,21 @@ MASK_KERNEL = "weight_mask_updater"
 #   decoder.dec<k>.conv.weight|bias            → decoder.<L-k>.conv.…
 #   decoder.dec<k>.bn.<p>                      → decoder.<L-k>.norm.<p>
 #   <…>.conv.weight_mask_updater               → dropped (all ones; ours is built in)
-KEY = re.compile(r"(?P<part>encoder|decoder)\.(?:enc|dec)(?P<k>\d+)\.(?P<module>conv|bn)\.(?P<name>\w+)")
+#   anything else                              → kept as it is, so that strict loading lists it as unexpected
+KEY = re.compile(r"(?P<part>enc|dec)oder\.(?P=part)(?P<k>\d+)\.(?P<module>conv|bn)\.(?P<name>\w+)")
 MODULES = {"conv": "conv", "bn": "norm"}
 
 
 def our_key(key: str, layer_size: int) -> str | None:
-    """The key table above, applied to one official key (``None``: not a course tensor)."""
+    """The key table above, applied to one official key (``None``: a tensor the course model builds itself)."""
     found = KEY.fullmatch(key)
-    if found is None or found["name"] == MASK_KERNEL:
+    if found is None:
+        return key
+    if found["name"] == MASK_KERNEL:
         return None
     k = int(found["k"])
-    index = k - 1 if found["part"] == "encoder" else layer_size - k
-    return f"{found['part']}.{index}.{MODULES[found['module']]}.{found['name']}"
+    index = k - 1 if found["part"] == "enc" else layer_size - k
+    return f"{found['part']}oder.{index}.{MODULES[found['module']]}.{found['name']}"
 
 
 def read(path: Path) -> dict[str, Tensor]:
@@ -76,7 +79,7 @@ def build(state: Mapping[str, Tensor]) -> tuple[PConvUNet, dict[str, Tensor]]:
     """A ``PConvUNet(pixels="mmagic")`` sized from the tensors, and ``state`` renamed by the key table."""
     check_mask_kernels(state)
     levels = [int(found["k"]) for key in state
-              if (found := KEY.fullmatch(key)) and found["part"] == "encoder" and found["name"] == "weight"]
+              if (found := KEY.fullmatch(key)) and found["part"] == "enc" and found["name"] == "weight"]
     layer_size = max(levels)
     base_channels = state["encoder.enc1.conv.weight"].shape[0]
     model = PConvUNet(layer_size=layer_size, base_channels=base_channels, pixels="mmagic")
@@ -84,13 +87,10 @@ def build(state: Mapping[str, Tensor]) -> tuple[PConvUNet, dict[str, Tensor]]:
 
 
 def check_mask_kernels(state: Mapping[str, Tensor]) -> None:
-    """Every stored mask kernel must be all ones and shaped like its convolution's weight: ours assumes so."""
+    """Every stored mask kernel must be all ones: ours is, and the file's are dropped."""
     for key, kernel in state.items():
-        if key.endswith(MASK_KERNEL):
-            weight = state.get(key.removesuffix(MASK_KERNEL) + "weight")
-            if weight is None or kernel.shape != weight.shape or not torch.all(kernel == 1):
-                raise PretrainedFileError(
-                    f"{key} must be all ones shaped like its convolution's weight "
-                    f"({None if weight is None else tuple(weight.shape)}), got shape {tuple(kernel.shape)} "
-                    f"with values in [{float(kernel.min()):g}, {float(kernel.max()):g}]"
-                )
+        if key.endswith(MASK_KERNEL) and not torch.all(kernel == 1):
+            raise PretrainedFileError(
+                f"{key} must be all ones (the partial convolution's window count), "
+                f"got values in [{float(kernel.min()):g}, {float(kernel.max()):g}]"
+            )
