@@ -1,5 +1,5 @@
 """load_pretrained("pconv"): mmagic's PConv checkpoint layout (key list written down from mmagic's model in
-tests/data/pconv_mmagic_keys.txt) → PConvUNet(pixels="mmagic"), on synthetic files; the parity with mmagic's own
+tests/data/pconv_mmagic_keys.txt) → PConvUNet(convention="mmagic"), on synthetic files; the parity with mmagic's own
 code was measured beside the repository (see data/pretrained/README.md)."""
 
 from pathlib import Path
@@ -97,7 +97,7 @@ def test_the_released_layout_loads_strictly_at_full_size(tmp_path):
     state = synthetic_state(official_shapes())
     model = load_pretrained("pconv", save_released(tmp_path / RELEASED, state))
     assert isinstance(model, PConvUNet) and not model.training
-    assert (model.layer_size, model.base_channels, model.pixels) == (7, 64, "mmagic")
+    assert (model.layer_size, model.base_channels, model.convention) == (7, 64, "mmagic")
     ours = model.state_dict()
     for official, mine in [("encoder.enc1.conv.weight", "encoder.0.conv.weight"),
                            ("encoder.enc1.conv.bias", "encoder.0.conv.bias"),
@@ -153,8 +153,8 @@ def test_a_swapped_channel_order_is_caught(tmp_path, monkeypatch):
         state["generator.encoder.enc1.conv.bias"].zero_()
 
     model = load_pretrained("pconv", small_file(tmp_path, layer_size=4, edit=only_two_taps))
-    rgb = pconv_unet.PIXEL_CONVENTIONS["mmagic"]._replace(channels=(0, 1, 2))
-    monkeypatch.setitem(pconv_unet.PIXEL_CONVENTIONS, "mmagic", rgb)
+    rgb = pconv_unet.CONVENTIONS["mmagic"]._replace(channels=(0, 1, 2))
+    monkeypatch.setitem(pconv_unet.CONVENTIONS, "mmagic", rgb)
     assert not first_layer_reads_blue_then_red(model)
 
 
@@ -177,14 +177,29 @@ def test_the_prediction_comes_back_as_rgb_in_zero_one(tmp_path):
 def test_the_course_convention_is_the_identity():
     torch.manual_seed(1)
     model = PConvUNet(layer_size=4, base_channels=4).eval()
-    image, mask = torch.rand(2, 3, 32, 48) * 3 - 1, (torch.rand(2, 1, 32, 48) > 0.3).float()
+    image, mask = torch.rand(2, 3, 32, 48) * 3 - 1, (torch.rand(2, 1, 32, 48) > 0.3).float() * 0.75
     with torch.no_grad():
         layers = model.forward_layers(image, mask)
         prediction = model(image, mask)
     assert torch.equal(layers[0].features, image)
     assert torch.equal(prediction, layers[-1].features)  # not clamped, not rescaled
-    with pytest.raises(ValueError, match="pixels must be one of 'course', 'mmagic', got 'rgb'"):
-        PConvUNet(layer_size=4, base_channels=4, pixels="rgb")
+    assert torch.equal(layers[0].mask, mask)  # soft masks stay soft
+    with pytest.raises(ValueError, match="convention must be one of 'course', 'mmagic', got 'rgb'"):
+        PConvUNet(layer_size=4, base_channels=4, convention="rgb")
+
+
+def test_mmagic_makes_every_mask_value_below_one_a_hole(tmp_path):
+    """mmagic's LoadMask turns every hole value > 0 into 1: a soft course mask is known only where it is 1."""
+    model = load_pretrained("pconv", small_file(tmp_path, layer_size=4))
+    soft = torch.ones(1, 1, 16, 16)
+    soft[..., 2:6, :] = 0.5
+    soft[..., 9:12, 3:9] = 0.0
+    binary = (soft == 1).float()
+    with torch.no_grad():
+        seen = model.forward_layers(torch.rand(1, 3, 16, 16), soft)[0].mask
+        assert torch.equal(seen, binary)
+        image = torch.rand(1, 3, 16, 16)
+        assert torch.equal(model(image, soft), model(image, binary))
 
 
 def test_a_missing_file_says_where_to_get_it(tmp_path, monkeypatch):

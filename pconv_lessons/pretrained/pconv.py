@@ -7,13 +7,14 @@ BatchNorm ``bn``), beside the perceptual loss's VGG16 (``loss_percep.…``), whi
 mmagic's network is the paper's, as is ``PConvUNet``: the same kernels, widths, BatchNorm placement, ReLU /
 LeakyReLU(0.2), nearest up-sampling, and skip concatenation of features then masks (up-sampled first). Its
 partial convolutions all take multi-channel masks and compute ``sum(1) / (sum(M) + 1e-8)`` and the update
-``clamp(sum(M), 0, 1)``; for a binary mask that is ours (every channel of a mask agrees, and float32 drops the
-1e-8); for a soft mask the updates differ (theirs stays soft, ours is 1 wherever sum(M) > 0). Each of its
-convolutions also stores its all-ones mask kernel (``weight_mask_updater``), which ours builds itself: the file's
-must be all ones. What differs is the pixels: mmagic's network sees BGR in [-1, 1] (``PConvUNet(pixels="mmagic")``
-converts), and its masks are 1 = hole at the data level (its generator, like ours, gets 1 = known). mmagic runs
-only sizes that are multiples of 2^layers (2^7 = 128 for this file); ``PConvUNet`` pads any other size with hole
-and crops back.
+``clamp(sum(M), 0, 1)``; for the binary masks it is fed that is ours (every channel of a mask agrees, and float32
+drops the 1e-8). Each of its convolutions also stores its all-ones mask kernel (``weight_mask_updater``), which
+ours builds itself: the file's must be all ones. What differs is at the edges, and
+``PConvUNet(convention="mmagic")`` does it inside the model: mmagic's network sees BGR in [-1, 1]; its masks are
+binary (its ``LoadMask`` makes every hole value > 0 a hole, so a soft course mask is known only where it is 1);
+its prediction is clamped; and it runs only sizes that are multiples of 2^layers (2^7 = 128 for this file), where
+``PConvUNet`` pads any other size with hole and crops back. Its data-level masks are 1 = hole; its generator, like
+ours, gets 1 = known.
 """
 
 from __future__ import annotations
@@ -76,13 +77,13 @@ def read(path: Path) -> dict[str, Tensor]:
 
 
 def build(state: Mapping[str, Tensor]) -> tuple[PConvUNet, dict[str, Tensor]]:
-    """A ``PConvUNet(pixels="mmagic")`` sized from the tensors, and ``state`` renamed by the key table."""
+    """A ``PConvUNet(convention="mmagic")`` sized from the tensors, and ``state`` renamed by the key table."""
     check_mask_kernels(state)
     levels = [int(found["k"]) for key in state
               if (found := KEY.fullmatch(key)) and found["part"] == "enc" and found["name"] == "weight"]
     layer_size = max(levels)
     base_channels = state["encoder.enc1.conv.weight"].shape[0]
-    model = PConvUNet(layer_size=layer_size, base_channels=base_channels, pixels="mmagic")
+    model = PConvUNet(layer_size=layer_size, base_channels=base_channels, convention="mmagic")
     return model, rename(state, lambda key: our_key(key, layer_size))
 
 
