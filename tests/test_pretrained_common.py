@@ -8,9 +8,15 @@ import pytest
 import torch
 from torch import nn
 
-import pconv_lessons.pretrained as pretrained
+from pconv_lessons import pretrained
 from pconv_lessons.pretrained import common
-from pconv_lessons.pretrained.common import PretrainedFileError, load_strict, read_tensors, rename, sub_state
+from pconv_lessons.pretrained.common import (
+    PretrainedFileError,
+    load_strict,
+    read_tensors,
+    rename,
+    sub_state,
+)
 
 
 class WritesAFile:

@@ -8,7 +8,12 @@ import pytest
 import torch
 
 from pconv_lessons.models import PConvUNet, pconv_unet
-from pconv_lessons.pretrained import PretrainedFileError, available, load_pretrained, pconv
+from pconv_lessons.pretrained import (
+    PretrainedFileError,
+    available,
+    load_pretrained,
+    pconv,
+)
 from pconv_lessons.pretrained.common import ENV_VAR
 
 KEY_LIST = Path(__file__).parent / "data" / "pconv_mmagic_keys.txt"

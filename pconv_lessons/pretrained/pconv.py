@@ -28,7 +28,13 @@ import torch
 from torch import Tensor
 
 from pconv_lessons.models import PConvUNet
-from pconv_lessons.pretrained.common import PretrainedFileError, check_file, read_tensors, rename, sub_state
+from pconv_lessons.pretrained.common import (
+    PretrainedFileError,
+    check_file,
+    read_tensors,
+    rename,
+    sub_state,
+)
 
 FILES = {
     "pconv_256x256_stage2_4x2_places_20200619-1ffed0e8.pth": "mmagic's configs/partial_conv/README.md, "
