@@ -37,23 +37,30 @@ class Hyperparameters:
         self.layers = [1, 2, 3]
 
 
-def hostile_checkpoint(tmp_path: Path) -> tuple[Path, Path, dict]:
+# torch.save's zip archive (PyTorch ≥ 1.6) and the older format that files released before it use
+FORMATS = pytest.mark.parametrize("zipped", [True, False], ids=["zip", "legacy"])
+
+
+def hostile_checkpoint(tmp_path: Path, zipped: bool) -> tuple[Path, Path, dict]:
     trap = tmp_path / "code_ran.txt"
     tensors = {"generator.weight": torch.arange(6.0).view(2, 3), "generator.bias": torch.ones(2)}
     path = tmp_path / "hostile.ckpt"
-    torch.save({"state_dict": tensors, "hyper_parameters": Hyperparameters(), "callback": WritesAFile(str(trap))}, path)
+    torch.save({"state_dict": tensors, "hyper_parameters": Hyperparameters(), "callback": WritesAFile(str(trap))},
+               path, _use_new_zipfile_serialization=zipped)
     return path, trap, tensors
 
 
-def test_the_trap_would_run_with_a_plain_unpickler(tmp_path):
+@FORMATS
+def test_the_trap_would_run_with_a_plain_unpickler(tmp_path, zipped):
     """Without the restricted reader the trap fires: so the next test means something."""
-    path, trap, _ = hostile_checkpoint(tmp_path)
+    path, trap, _ = hostile_checkpoint(tmp_path, zipped)
     torch.load(path, weights_only=False)
     assert trap.exists()
 
 
-def test_the_restricted_reader_returns_the_tensors_and_runs_no_pickled_code(tmp_path):
-    path, trap, tensors = hostile_checkpoint(tmp_path)
+@FORMATS
+def test_the_restricted_reader_returns_the_tensors_and_runs_no_pickled_code(tmp_path, zipped):
+    path, trap, tensors = hostile_checkpoint(tmp_path, zipped)
     with pytest.raises(pickle.UnpicklingError):
         torch.load(path, weights_only=True)  # weights_only refuses the file: the restricted reader takes over
     obj = read_tensors(path)
@@ -67,13 +74,14 @@ def test_the_restricted_reader_returns_the_tensors_and_runs_no_pickled_code(tmp_
     assert type(obj["callback"]).__name__ == "open"  # the callable was replaced by a stub, never called
 
 
-def test_a_plain_state_dict_is_read_with_weights_only(tmp_path, monkeypatch):
+@FORMATS
+def test_a_plain_state_dict_is_read_with_weights_only(tmp_path, monkeypatch, zipped):
     def refuse(self, module, name):
         raise AssertionError(f"the restricted reader was used for {module}.{name}")
 
     monkeypatch.setattr(common._RestrictedUnpickler, "find_class", refuse)
     state = {"weight": torch.randn(3, 2), "nested": {"bias": torch.zeros(3)}, "step": 7}
-    torch.save(state, tmp_path / "plain.pt")
+    torch.save(state, tmp_path / "plain.pt", _use_new_zipfile_serialization=zipped)
     obj = read_tensors(tmp_path / "plain.pt")
     assert torch.equal(obj["weight"], state["weight"]) and obj["step"] == 7
 

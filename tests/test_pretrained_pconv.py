@@ -73,18 +73,18 @@ def synthetic_state(shapes: dict, seed: int = 0) -> dict[str, torch.Tensor]:
     return state
 
 
-def save_released(path: Path, state: dict) -> Path:
+def save_released(path: Path, state: dict, zipped: bool = True) -> Path:
     torch.save({"meta": {"mmedit_version": "0.1.0", "iter": 500000, "config": "model = dict(...)"},
-                "state_dict": state}, path)
+                "state_dict": state}, path, _use_new_zipfile_serialization=zipped)
     return path
 
 
-def small_file(tmp_path: Path, layer_size: int = 7, divisor: int = 8, edit=None) -> Path:
+def small_file(tmp_path: Path, layer_size: int = 7, divisor: int = 8, edit=None, zipped: bool = True) -> Path:
     shapes = {key: narrow(shape, key, divisor) for key, shape in levels(official_shapes(), layer_size).items()}
     state = synthetic_state(shapes)
     if edit is not None:
         edit(state)
-    return save_released(tmp_path / RELEASED, state)
+    return save_released(tmp_path / RELEASED, state, zipped)
 
 
 def test_the_key_list_maps_one_to_one_onto_the_paper_sized_model():
@@ -123,6 +123,15 @@ def test_the_model_is_sized_from_the_shapes(tmp_path, layer_size, divisor):
         prediction = model(image, mask)
     assert prediction.shape == (1, 3, 40, 72)
     assert prediction.min() >= 0 and prediction.max() <= 1  # mmagic's destruct clamps
+
+
+def test_a_file_in_the_format_before_pytorch_1_6_loads(tmp_path):
+    """The release dates from June 2020, when torch.save did not yet write zip archives by default."""
+    zipped = load_pretrained("pconv", small_file(tmp_path, layer_size=5))
+    (tmp_path / "legacy").mkdir()
+    legacy = load_pretrained("pconv", small_file(tmp_path / "legacy", layer_size=5, zipped=False))
+    for (key, ours), theirs in zip(zipped.state_dict().items(), legacy.state_dict().values()):
+        assert torch.equal(ours, theirs), key
 
 
 def first_layer_reads_blue_then_red(model: PConvUNet) -> bool:
