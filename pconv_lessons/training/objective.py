@@ -14,7 +14,6 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from pconv_lessons.training.config import TrainConfig

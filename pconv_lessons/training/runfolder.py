@@ -58,7 +58,9 @@ class RunFolder:
         except BlockingIOError:
             os.close(handle)
             holder = (self.path / LOCK_NAME).read_text().strip() or "another process"
-            raise ValueError(f"another trainer ({holder}) is training in {self.path}; wait for it or use another --out")
+            raise ValueError(
+                f"another trainer ({holder}) is training in {self.path}; wait for it or use another --out"
+            ) from None
         os.ftruncate(handle, 0)
         os.write(handle, f"pid {os.getpid()}\n".encode())
         self._lock = handle
