@@ -105,6 +105,22 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     )
 
 
+# command-line destinations → the TrainConfig fields they set
+CONFIG_FIELDS = {"model_arg": "model_args", "loss_arg": "loss_args"}
+
+
+def explicit_fields(argv: list[str]) -> set[str]:
+    """The ``TrainConfig`` fields that ``argv`` sets explicitly (a value equal to the default counts too)."""
+    parser = build_parser()
+    values = vars(parser.parse_args(argv))
+    repeated = {name for name, value in values.items() if isinstance(value, list)}  # --model-arg, --loss-arg
+    unset = object()  # not a string: argparse passes string defaults through the option's type
+    parser.set_defaults(**dict.fromkeys(set(values) - repeated, unset))
+    given = {name for name, value in vars(parser.parse_args(argv)).items()
+             if value is not unset and (name not in repeated or value)}
+    return {CONFIG_FIELDS.get(name, name) for name in given}
+
+
 def export_main(argv: list[str]) -> int:
     args = build_export_parser().parse_args(argv)
     path = export_model(args.source, args.destination, ema=not args.no_ema)
@@ -121,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     trainer = Trainer(config_from_args(args), resume=args.resume, progress=not args.no_progress,
-                      overwrite=args.overwrite)
+                      overwrite=args.overwrite, explicit=explicit_fields(argv))
     try:
         history = trainer.train()
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,17 +112,19 @@ def config_from_dict(values: dict[str, Any]) -> TrainConfig:
     return TrainConfig(**{key: value for key, value in values.items() if key in known})
 
 
-def resumed_config(saved: TrainConfig, asked: TrainConfig) -> TrainConfig:
+def resumed_config(saved: TrainConfig, asked: TrainConfig, explicit: Collection[str] | None = None) -> TrainConfig:
     """The config of a resumed run: ``saved``'s identity, the rest from ``asked``.
 
-    A field of ``RUN_IDENTITY`` that ``asked`` sets to something else than both its default and the saved value is
-    a contradiction: ``ValueError`` listing each one and what the run keeps.
+    ``explicit``: the fields the user set (the CLI knows them); ``None`` counts every field of ``asked`` that differs
+    from its default. An explicit field of ``RUN_IDENTITY`` whose value differs from the saved one is a
+    contradiction: ``ValueError`` listing each one and what the run has.
     """
     defaults = TrainConfig()
+    given = [name for name in RUN_IDENTITY
+             if (name in explicit if explicit is not None else getattr(asked, name) != getattr(defaults, name))]
     contradictions = [
         f"{name}={getattr(asked, name)!r} (the run has {getattr(saved, name)!r})"
-        for name in RUN_IDENTITY
-        if getattr(asked, name) != getattr(defaults, name) and getattr(asked, name) != getattr(saved, name)
+        for name in given if getattr(asked, name) != getattr(saved, name)
     ]
     if contradictions:
         raise ValueError(

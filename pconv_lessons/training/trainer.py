@@ -22,7 +22,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,17 +110,19 @@ class Trainer:
     (``TrainConfig``'s ``RUN_IDENTITY``; a contradicting setting is a ``ValueError``); ``steps``, ``max_minutes``,
     ``device``, the logging and saving intervals and ``finetune_step`` (where set) come from ``config``.
     A fresh run into a folder that holds a run is refused unless ``overwrite=True``.
-    ``mask_fn`` replaces the mask generator (``MaskSource(config.mask_kind)``) — handy in tests.
+    ``explicit`` names the config fields the user set (``resumed_config``). ``mask_fn`` replaces the mask generator
+    (``MaskSource(config.mask_kind)``) — handy in tests.
     """
 
     def __init__(self, config: TrainConfig, resume: bool = False, progress: bool = True,
-                 mask_fn: MaskFn | None = None, overwrite: bool = False) -> None:
+                 mask_fn: MaskFn | None = None, overwrite: bool = False,
+                 explicit: Collection[str] | None = None) -> None:
         self.folder = RunFolder(config.out)
         self.out = self.folder.path
         self.resume, self.overwrite, self.progress = resume, overwrite, progress
         checkpoint = load_checkpoint(self.folder.checkpoint) if resume else None
         if checkpoint is not None:
-            config = resumed_config(config_from_dict(checkpoint["config"]), config)
+            config = resumed_config(config_from_dict(checkpoint["config"]), config, explicit)
         else:
             self.folder.check_fresh_start(resume, overwrite)
         self.config = config
@@ -166,7 +168,7 @@ class Trainer:
                                 split="train", skip_corrupt=config.skip_corrupt)
         if checkpoint is not None:
             self._restore(checkpoint)
-            if self.dist.is_main and progress:
+            if self.dist.is_main:
                 print(f"Resuming {self.out} at step {self.step}; the run keeps {kept_on_resume(self.config)}.")
 
     # ---- state
