@@ -35,7 +35,8 @@ DDP_WORKER = textwrap.dedent("""
     trainer = Trainer(config, progress=False)
     trainer.train()
     torch.save({"generator": trainer.model.state_dict(), "discriminator": trainer.objective.discriminator.state_dict(),
-                "wrapped": type(trainer.network).__name__}, os.path.join(out, f"rank{trainer.dist.rank}.state"))
+                "wrapped": [type(m).__name__ for m in (trainer.network, trainer.objective.trained("discriminator"))]},
+               os.path.join(out, f"rank{trainer.dist.rank}.state"))
     trainer.dist.close()
 """)
 
@@ -58,7 +59,8 @@ def test_two_gloo_ranks_agree_and_match_one_process_with_the_global_batch(tmp_pa
         runpy.run_path(str(worker), run_name="__main__")
     rank0, rank1, single = (torch.load(path, weights_only=True)
                             for path in (two / "rank0.state", two / "rank1.state", one / "rank0.state"))
-    assert rank0["wrapped"] == "DistributedDataParallel" and single["wrapped"] == "GatedGenerator"
+    assert rank0["wrapped"] == ["DistributedDataParallel"] * 2  # generator and discriminator
+    assert single["wrapped"] == ["GatedGenerator", "SNPatchDiscriminator"]
     for part in ("generator", "discriminator"):
         for name, value in rank0[part].items():
             assert torch.equal(value, rank1[part][name]), f"{part}.{name} differs between the ranks"
@@ -270,3 +272,25 @@ def test_export_subcommand_converts_an_old_slim_checkpoint(tmp_path):
         assert torch.equal(load_model(tmp_path / "gated.safetensors")(image * mask, mask),
                            load_model(source)(image * mask, mask))
     assert (tmp_path / "gated.safetensors").stat().st_size < source.stat().st_size
+
+
+def test_each_rank_draws_a_disjoint_slice_of_the_global_batch_stream():
+    from pconv_lessons.training.trainer import _StreamBatches
+
+    def first_batches(sampler, count):
+        iterator = iter(sampler)
+        return [next(iterator) for _ in range(count)]
+
+    single = first_batches(_StreamBatches(start=10, batch_size=6, rank=0, world_size=1), 3)
+    ranks = [first_batches(_StreamBatches(start=10, batch_size=3, rank=r, world_size=2), 3) for r in range(2)]
+    for step in range(3):
+        assert set(ranks[0][step]).isdisjoint(ranks[1][step])
+        assert ranks[0][step] + ranks[1][step] == single[step]
+
+
+def test_find_checkpoints_prefers_the_export_of_a_converted_pt(tmp_path):
+    from pconv_lessons.training import find_checkpoints
+
+    for name in ("a.pt", "a.safetensors", "a.json", "b.pt", "c.safetensors", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    assert [p.name for p in find_checkpoints(tmp_path)] == ["a.safetensors", "b.pt", "c.safetensors"]
