@@ -294,3 +294,20 @@ def test_find_checkpoints_prefers_the_export_of_a_converted_pt(tmp_path):
     for name in ("a.pt", "a.safetensors", "a.json", "b.pt", "c.safetensors", "notes.txt"):
         (tmp_path / name).write_bytes(b"")
     assert [p.name for p in find_checkpoints(tmp_path)] == ["a.safetensors", "b.pt", "c.safetensors"]
+
+
+@pytest.mark.gpu
+def test_a_pconv_training_step_never_waits_for_the_gpu(tmp_path):
+    config = TrainConfig(image_size=64, batch_size=4, steps=3, out=str(tmp_path), device="cuda", num_workers=0,
+                         model_args={"layer_size": 4, "base_channels": 8}, loss_args={"vgg_weights": "random"},
+                         sample_every=0, eval_every=0, checkpoint_every=0, ema=0.99)
+    trainer = Trainer(config, progress=False)
+    batch = next(trainer.batches())
+    trainer.step_terms([batch])  # warm-up: lazy initialisation may synchronise once
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        terms = trainer.step_terms([batch])
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert all(value.device.type == "cuda" for value in terms.values())

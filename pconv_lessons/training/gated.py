@@ -89,7 +89,7 @@ class GatedGANObjective(Objective):
             sketch = self.training_sketch(image)
             coarse, prediction = model(image * mask, mask, sketch, return_coarse=True)
             cache.update(sketch=sketch, coarse=coarse, prediction=prediction,
-                         completed=composite(prediction, image, mask))
+                         completed=composite(prediction, image, mask, check_values=False))
         if phase == "discriminator":
             return self._discriminator_loss(image, mask, cache)
         return self._generator_loss(image, mask, cache)

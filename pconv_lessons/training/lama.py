@@ -78,7 +78,7 @@ class LamaObjective(Objective):
     def loss(self, phase: str, model: nn.Module, image: Tensor, mask: Tensor, cache: dict) -> dict[str, Tensor]:
         if "prediction" not in cache:
             prediction = self.predict(model, image, mask)
-            cache.update(prediction=prediction, completed=composite(prediction, image, mask))
+            cache.update(prediction=prediction, completed=composite(prediction, image, mask, check_values=False))
         if phase == "discriminator":
             return self._discriminator_loss(image, mask, cache)
         return self._generator_loss(image, mask, cache)

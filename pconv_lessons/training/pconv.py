@@ -47,6 +47,7 @@ class PConvObjective(Objective):
         self.criterion = InpaintingLoss(
             extractor if extractor is not None else NoFeatures(), weights=checked_weights(weights)
         ).to(device)
+        self.criterion.check_mask_values = False  # the data's masks are 0/1; the check would synchronise each step
 
     def finetuning(self, step: int) -> bool:
         return step >= self.config.resolved_finetune_step()

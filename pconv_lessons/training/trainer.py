@@ -136,6 +136,8 @@ class Trainer:
         random.seed(config.seed)
         entry = model_entry(config.model)
         self.model = entry.build(config).to(self.device)
+        if hasattr(self.model, "check_mask_values"):  # the data's masks are 0/1 by construction; checking their
+            self.model.check_mask_values = False      # values would synchronise with the GPU at every step
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.objective = entry.objective(config, self.device)
