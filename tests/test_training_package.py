@@ -262,17 +262,27 @@ def test_console_entry_point_prints_one_line_errors(tmp_path, monkeypatch, capsy
 
 
 def test_export_subcommand_converts_an_old_slim_checkpoint(tmp_path):
-    source = ROOT / "data" / "checkpoints" / "gated_small.pt"
-    old = load_checkpoint(source)
-    assert main(["export", str(source), str(tmp_path / "gated.safetensors")]) == 0
-    new = load_checkpoint(tmp_path / "gated.safetensors")
-    assert new["step"] == old["step"] and new["config"] == old["config"] and new["history"] == old["history"]
+    run = tmp_path / "run"
+    assert main([*TINY, "--out", str(run), "--steps", "3", "--log-every", "1", "--eval-every", "0"]) == 0
+    trained = load_checkpoint(run / "last.pt")
+    old = {**{key: trained[key] for key in ("config", "model", "step", "history", "elapsed_seconds")},
+           "format": "pconv_lessons.train/1"}  # what export_model wrote before: history inside, no CSV beside
+    torch.save(old, tmp_path / "old.pt")
+    assert main(["export", str(tmp_path / "old.pt"), str(tmp_path / "new.safetensors")]) == 0
+    new = load_checkpoint(tmp_path / "new.safetensors")
+    assert new["step"] == 3 and new["config"] == old["config"] and new["history"] == old["history"]
     image, mask = torch.rand(1, 3, 32, 32), (torch.rand(1, 1, 32, 32) > 0.3).float()
     with torch.no_grad():
-        assert torch.equal(load_model(tmp_path / "gated.safetensors")(image * mask, mask),
-                           load_model(source)(image * mask, mask))
-    assert (tmp_path / "gated.safetensors").stat().st_size < source.stat().st_size
+        assert torch.equal(load_model(tmp_path / "new.safetensors")(image * mask, mask),
+                           load_model(tmp_path / "old.pt")(image * mask, mask))
 
+
+def test_the_shipped_pconv_model_is_a_checked_safetensors_export_with_its_history():
+    shipped = load_checkpoint(ROOT / "data" / "checkpoints" / "pconv_small.safetensors")
+    assert shipped["format"] == "pconv_lessons.export/1" and shipped["step"] == 28_600
+    assert [row["step"] for row in shipped["history"]] == [float(step) for step in range(1, 28_601)]
+    model = load_model(ROOT / "data" / "checkpoints" / "pconv_small.safetensors")
+    assert (model.layer_size, model.base_channels) == (5, 16) and not model.training
 
 def test_each_rank_draws_a_disjoint_slice_of_the_global_batch_stream():
     from pconv_lessons.training.trainer import _StreamBatches
