@@ -99,7 +99,8 @@ def main() -> None:
 
     print(f"PConv U-Net layer_size={args.layer_size} base_channels={args.base_channels}, "
           f"{args.image_size}² × batch {args.batch_size}, loss network: {args.vgg_weights}, "
-          f"device {resolve_device(args.device)} ({torch.get_num_threads()} torch threads), {args.workers} DataLoader workers, masks {args.mask_kind}")
+          f"device {resolve_device(args.device)} ({torch.get_num_threads()} torch threads), "
+          f"{args.workers} DataLoader workers, masks {args.mask_kind}")
     print(f"image folder (JPEG {args.file_size}² decode + resize + crop + mask): {folder_rate:8.1f} samples/s")
     print(f"sample photos (crop + resize + mask):                  {sample_rate:8.1f} samples/s")
     print(f"training step:                                         {train_rate:8.1f} samples/s")

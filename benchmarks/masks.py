@@ -42,7 +42,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
     parser.add_argument("--count", type=int, default=256, help="masks per timed run (CPU)")
-    parser.add_argument("--gpu-count", type=int, default=8192, help="masks per timed run on CUDA (drawn in memory-bounded chunks)")
+    parser.add_argument("--gpu-count", type=int, default=8192,
+                        help="masks per timed run on CUDA (drawn in memory-bounded chunks)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()

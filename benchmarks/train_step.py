@@ -14,7 +14,8 @@ where t_without is the same step with a loss network that returns no features.
 
 Defaults: on CUDA the paper's configuration (256², N = 16, layer_size 7, base_channels 64, random-init VGG16,
 whose speed equals the pretrained one); on a CPU a small one (64², N = 2, base_channels 16, layer_size 6) so
-that a run takes minutes, not hours (without native bf16, as on AVX2-only CPUs, bf16 is emulated and very slow). Every size is a flag: ``python benchmarks/train_step.py --help``.
+that a run takes minutes, not hours (without native bf16, as on AVX2-only CPUs, bf16 is emulated and very slow).
+Every size is a flag: ``python benchmarks/train_step.py --help``.
 """
 
 from __future__ import annotations

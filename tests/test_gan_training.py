@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 import torch
 
-from pconv_lessons.gan import GatedGANObjective
+from pconv_lessons.training.gated import GatedGANObjective
 from pconv_lessons.train import Trainer, TrainConfig, build_parser, load_checkpoint, load_model
 
 

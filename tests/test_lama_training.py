@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from pconv_lessons.lama_training import LamaObjective
+from pconv_lessons.training.lama import LamaObjective
 from pconv_lessons.models import LamaGenerator
 from pconv_lessons.train import Trainer, TrainConfig, load_model, main
 
@@ -73,7 +73,7 @@ def test_trains_with_a_discriminator_and_the_cli_resumes(tmp_path, monkeypatch):
     assert "generator/perceptual" not in history[-1]
     assert any(not torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
 
-    monkeypatch.setattr("pconv_lessons.train.MaskSource", lambda kind: box_mask)
+    monkeypatch.setattr("pconv_lessons.training.trainer.MaskSource", lambda kind: box_mask)
     code = main(["--model", "lama", "--steps", "2", "--out", cfg.out, "--resume", "--no-progress", "--device", "cpu",
                  "--num-workers", "0"])
     assert code == 0

@@ -72,7 +72,7 @@ def test_failed_save_leaves_the_previous_checkpoint(uninterrupted, tmp_path, mon
         stream.write(b"half a checkpoint")
         raise KeyboardInterrupt("killed while saving")
 
-    monkeypatch.setattr(train.torch, "save", dying_save)
+    monkeypatch.setattr(torch, "save", dying_save)
     with pytest.raises(KeyboardInterrupt):
         train.atomic_save({"format": "anything"}, path)
     monkeypatch.undo()
@@ -196,15 +196,18 @@ def test_sample_grid_composites_the_prediction_into_the_holes():
     assert len(figure.axes) == 8 and figure.axes[2].get_title() == "composite"
 
 
-def test_exported_model_is_slim_and_predicts_like_the_training_checkpoint(uninterrupted, tmp_path):
-    train.export_model(uninterrupted / "last.pt", tmp_path / "small.pt")
-    slim = load_checkpoint(tmp_path / "small.pt")
-    assert "optimizers" not in slim and "rng" not in slim and slim["step"] == 30
+def test_exported_model_is_safetensors_and_predicts_like_the_training_checkpoint(uninterrupted, tmp_path):
+    weights = train.export_model(uninterrupted / "last.pt", tmp_path / "small.safetensors")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["small.json", "small.losses.csv", "small.safetensors"]
+    exported = load_checkpoint(weights)
+    assert exported["step"] == 30 and exported["format"] == train.EXPORT_FORMAT and "optimizers" not in exported
+    assert exported["history"] == load_checkpoint(uninterrupted / "last.pt")["history"]
     image, mask = torch.rand(1, 3, 24, 24), (torch.rand(1, 1, 24, 24) > 0.3).float()
     with torch.no_grad():
         expected = load_model(uninterrupted / "last.pt")(image * mask, mask)
-        assert torch.equal(load_model(tmp_path / "small.pt")(image * mask, mask), expected)
-    assert (tmp_path / "small.pt").stat().st_size < (uninterrupted / "last.pt").stat().st_size / 2
+        assert torch.equal(load_model(weights)(image * mask, mask), expected)
+        assert torch.equal(load_model(tmp_path / "small.json")(image * mask, mask), expected)
+    assert weights.stat().st_size < (uninterrupted / "last.pt").stat().st_size / 2
 
 
 @pytest.mark.gpu

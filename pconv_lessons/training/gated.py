@@ -8,7 +8,9 @@ One training step (``Trainer`` calls the phases in this order, each with its own
     generator:     L_G = λ_l1 · (|coarse − x|₁ + |out − x|₁) + λ_gan · (−mean(D(comp, m)))
 
 Real and completed images go through D as one batch. While the generator phase runs, D's parameters do
-not require gradients (no wasted weight gradients); D is still differentiated with respect to its input.
+not require gradients (no wasted weight gradients); D is still differentiated with respect to its input
+(through the plain module, not its DistributedDataParallel wrapper: no gradient of D is reduced then).
+Adam's β1 is 0.5 for both networks, as in nipponjo/deepfillv2-pytorch's training configurations.
 
 User guidance (a generator built with ``sketch=True``): the sketch s is the Sobel edge map of the
 training image (``pconv_lessons.sketch.edge_sketch``), given for a random fraction ``sketch_probability``
@@ -29,7 +31,8 @@ from pconv_lessons.losses import hinge_d_loss, hinge_g_loss
 from pconv_lessons.models.compositing import composite
 from pconv_lessons.models.gated import GatedGenerator, SNPatchDiscriminator
 from pconv_lessons.sketch import edge_sketch
-from pconv_lessons.train import Objective, TrainConfig
+from pconv_lessons.training.config import TrainConfig
+from pconv_lessons.training.objective import Objective, checked_model_args, checked_weights
 
 DEFAULT_LOSS_ARGS = {
     "l1_weight": 1.0,
@@ -42,22 +45,20 @@ DEFAULT_LOSS_ARGS = {
 
 def build_gated(config: TrainConfig) -> GatedGenerator:
     """The generator from ``config.model_args`` (``base_channels``, ``sketch``, ``rates``)."""
-    args = dict(config.model_args)
-    if "rates" in args:
-        args["rates"] = tuple(args["rates"])
-    return GatedGenerator(**args)
+    return GatedGenerator(**checked_model_args(GatedGenerator, config.model_args))
 
 
 class GatedGANObjective(Objective):
     """DeepFill v2's objective for ``--model gated``: a discriminator phase, then a generator phase."""
 
     phases = ("discriminator", "generator")
+    adam_betas = (0.5, 0.999)
 
     def __init__(self, config: TrainConfig, device: torch.device) -> None:
         super().__init__(config)
         args = self.merged_loss_args(DEFAULT_LOSS_ARGS)
-        self.l1_weight = float(args["l1_weight"])
-        self.gan_weight = float(args["gan_weight"])
+        weights = checked_weights({name: args[name] for name in ("l1_weight", "gan_weight")})
+        self.l1_weight, self.gan_weight = weights["l1_weight"], weights["gan_weight"]
         self.sketch_probability = float(args["sketch_probability"])
         self.sketch_threshold = float(args["sketch_threshold"])
         self.sketch = bool(config.model_args.get("sketch", False))
@@ -88,7 +89,7 @@ class GatedGANObjective(Objective):
             sketch = self.training_sketch(image)
             coarse, prediction = model(image * mask, mask, sketch, return_coarse=True)
             cache.update(sketch=sketch, coarse=coarse, prediction=prediction,
-                         completed=composite(prediction, image, mask))
+                         completed=composite(prediction, image, mask, check_values=False))
         if phase == "discriminator":
             return self._discriminator_loss(image, mask, cache)
         return self._generator_loss(image, mask, cache)
@@ -96,7 +97,7 @@ class GatedGANObjective(Objective):
     def _discriminator_loss(self, image: Tensor, mask: Tensor, cache: dict) -> dict[str, Tensor]:
         self.discriminator.requires_grad_(True)
         sketch = cache["sketch"]
-        scores = self.discriminator(
+        scores = self.trained("discriminator")(
             torch.cat([image.to(cache["completed"].dtype), cache["completed"].detach()]),
             torch.cat([mask, mask]),
             None if sketch is None else torch.cat([sketch, sketch]),

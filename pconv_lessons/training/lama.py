@@ -15,8 +15,9 @@ swaps in its own VGG16 perceptual loss and SN-PatchGAN hinge loss, keeping LaMa'
 
 ``loss_args`` (``--loss-arg KEY=VALUE``): ``l1_known`` (10), ``l1_hole`` (0), ``perceptual`` (30),
 ``adversarial`` (10; 0 trains without a discriminator), ``disc_channels`` (64), ``vgg_weights``
-(``"random"``, ``"imagenet"``, a file path or ``"none"``, read by ``pconv_lessons.train.loss_network`` as for every
-model). ``model_args``: ``ngf``, ``n_blocks``, ``ratio``, ``down_padding``.
+(``"random"``, ``"imagenet"``, a file path or ``"none"``, read by ``pconv_lessons.training.objective.loss_network`` as for every
+model). ``model_args``: ``ngf``, ``n_blocks``, ``ratio``, ``down_padding``. Adam keeps its default betas (0.9, 0.999) for both networks,
+as LaMa's own ``default_optimizers.yaml`` does.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from torch import Tensor, nn
 
 from pconv_lessons.losses import hinge_d_loss, hinge_g_loss
 from pconv_lessons.models import LamaGenerator, SNPatchDiscriminator, composite
-from pconv_lessons.train import Objective, TrainConfig, loss_network
+from pconv_lessons.training.config import TrainConfig
+from pconv_lessons.training.objective import Objective, checked_model_args, checked_weights, loss_network
 
 DEFAULT_LOSS_ARGS: dict[str, Any] = {
     "l1_known": 10.0,
@@ -43,7 +45,7 @@ DEFAULT_LOSS_ARGS: dict[str, Any] = {
 
 def build_lama(config: TrainConfig) -> LamaGenerator:
     """The generator from ``config.model_args`` (``ngf``, ``n_blocks``, ``ratio``, ``down_padding``)."""
-    return LamaGenerator(**config.model_args)
+    return LamaGenerator(**checked_model_args(LamaGenerator, config.model_args))
 
 
 class LamaObjective(Objective):
@@ -52,10 +54,7 @@ class LamaObjective(Objective):
     def __init__(self, config: TrainConfig, device: torch.device) -> None:
         super().__init__(config)
         args = self.merged_loss_args(DEFAULT_LOSS_ARGS)
-        self.weights = {name: float(args[name]) for name in ("l1_known", "l1_hole", "perceptual", "adversarial")}
-        negative = [name for name, weight in self.weights.items() if weight < 0]
-        if negative:
-            raise ValueError(f"loss weights must be >= 0, got negative {negative}")
+        self.weights = checked_weights({name: args[name] for name in ("l1_known", "l1_hole", "perceptual", "adversarial")})
         extractor = loss_network(args["vgg_weights"]) if self.weights["perceptual"] else None
         self.extractor = extractor.to(device) if extractor is not None else None
         self.discriminator = (
@@ -79,7 +78,7 @@ class LamaObjective(Objective):
     def loss(self, phase: str, model: nn.Module, image: Tensor, mask: Tensor, cache: dict) -> dict[str, Tensor]:
         if "prediction" not in cache:
             prediction = self.predict(model, image, mask)
-            cache.update(prediction=prediction, completed=composite(prediction, image, mask))
+            cache.update(prediction=prediction, completed=composite(prediction, image, mask, check_values=False))
         if phase == "discriminator":
             return self._discriminator_loss(image, mask, cache)
         return self._generator_loss(image, mask, cache)
@@ -87,7 +86,7 @@ class LamaObjective(Objective):
     def _discriminator_loss(self, image: Tensor, mask: Tensor, cache: dict) -> dict[str, Tensor]:
         self.discriminator.requires_grad_(True)
         completed = cache["completed"].detach()
-        scores = self.discriminator(torch.cat([image.to(completed.dtype), completed]), torch.cat([mask, mask]))
+        scores = self.trained("discriminator")(torch.cat([image.to(completed.dtype), completed]), torch.cat([mask, mask]))
         real, fake = scores.float().chunk(2)
         loss = hinge_d_loss(real, fake)
         return {"total": loss, "hinge": loss, "real_score": real.mean().detach(), "fake_score": fake.mean().detach()}
