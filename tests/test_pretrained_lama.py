@@ -202,7 +202,7 @@ def test_the_shipped_small_lama_predicts_as_before_the_conversion():
     # lama_small.pt was converted to the LaMa-exact layout; the stored prediction was computed before, with the
     # old layout (concatenated real/imag, one BN per FFC, no up-sampling biases).
     reference = torch.load(DATA / "lama_small_reference.pt", weights_only=True)
-    model = load_model(Path(__file__).resolve().parents[1] / "data" / "checkpoints" / "lama_small.pt")
+    model = load_model(Path(__file__).resolve().parents[1] / "data" / "checkpoints" / "lama_small.safetensors")
     with torch.no_grad():
         prediction = model(reference["image"] * reference["mask"], reference["mask"])
     torch.testing.assert_close(prediction, reference["prediction"], atol=1e-5, rtol=0)
