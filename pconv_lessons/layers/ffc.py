@@ -9,7 +9,7 @@ Fourier unit. For a feature map x (N, C, H, W), with F the 2-D real FFT over (H,
     y = F⁻¹(Z'[:C_out] + i·Z'[C_out:])        (N, C_out, H, W)
 
 Every frequency depends on every pixel, so one 1×1 conv in the frequency domain gives each output pixel a
-receptive field covering the whole image. The FFTs always run in float32, also inside bf16/fp16 autocast:
+receptive field covering the whole image. The FFTs run in float32 (float64 stays float64), also inside bf16/fp16 autocast:
 cuFFT has no bf16 and does half precision only for power-of-two sizes, and float32 works for any H×W.
 
 Spectral transform (the global→global path):
@@ -53,7 +53,7 @@ def global_channels(channels: int, ratio: float) -> int:
 
 
 class FourierUnit(nn.Module):
-    """rfft2 (ortho) → real/imag stacked as channels → 1×1 conv → BN → ReLU → irfft2, FFTs in float32."""
+    """rfft2 (ortho) → real/imag stacked as channels → 1×1 conv → BN → ReLU → irfft2, FFTs in float32 (float64 stays float64)."""
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
@@ -65,11 +65,14 @@ class FourierUnit(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         _check_channels(x, self.in_channels, "x")
         height, width = x.shape[-2:]
+        if x.shape[0] == 0:  # MKL and cuFFT reject an empty batch
+            return x.new_zeros(0, self.out_channels, height, width)
+        fft_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32  # raise lower precisions only
         with torch.autocast(device_type=x.device.type, enabled=False):
-            spectrum = torch.fft.rfftn(x.float(), dim=(-2, -1), norm="ortho")
+            spectrum = torch.fft.rfftn(x.to(fft_dtype), dim=(-2, -1), norm="ortho")
         stacked = torch.cat([spectrum.real, spectrum.imag], dim=1).to(x.dtype)
         mixed = torch.relu(self.bn(self.conv(stacked)))
-        real, imag = mixed.float().chunk(2, dim=1)
+        real, imag = mixed.to(fft_dtype).chunk(2, dim=1)
         with torch.autocast(device_type=x.device.type, enabled=False):
             out = torch.fft.irfftn(torch.complex(real, imag), s=(height, width), dim=(-2, -1), norm="ortho")
         return out.to(x.dtype)

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pconv_lessons.checks import check_batch, check_mask
+from pconv_lessons.checks import check_inpainting_input, check_int
 from pconv_lessons.layers import PartialConv2d
 
 
@@ -107,10 +107,8 @@ class PConvUNet(nn.Module):
 
     def __init__(self, layer_size: int = 7, base_channels: int = 64) -> None:
         super().__init__()
-        if layer_size < 1:
-            raise ValueError(f"layer_size must be at least 1, got {layer_size}")
-        if base_channels < 1:
-            raise ValueError(f"base_channels must be at least 1, got {base_channels}")
+        layer_size = check_int(layer_size, "layer_size (inputs are padded to a multiple of 2**layer_size)", 1, 12)
+        base_channels = check_int(base_channels, "base_channels", 1)
         self.layer_size = layer_size
         self.base_channels = base_channels
         self._encoder_batchnorm_frozen = False
@@ -174,10 +172,7 @@ class PConvUNet(nn.Module):
 
         Masks are single-channel after the first layer (all channels of a partial convolution's new mask agree).
         """
-        check_batch(image, "image")
-        if image.shape[1] != 3:
-            raise ValueError(f"image must have 3 channels (RGB), got shape {tuple(image.shape)}")
-        check_mask(mask, image, (1, 3), values=self.check_mask_values)
+        check_inpainting_input(self, image, mask, (1, 3), values=self.check_mask_values)
         image, mask = self._pad(image, mask.to(image.dtype))
 
         layers = [LayerOutput("input", image, mask)]
