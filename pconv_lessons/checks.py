@@ -172,6 +172,7 @@ def check_size(size: object, name: str = "size", minimum: int = 1) -> tuple[int,
         height, width = (check_int(side, name, minimum) for side in sides)
     except ValueError:
         raise ValueError(
-            f"{name} must be an int or a pair (H, W) of ints, each >= {minimum}, got {size!r} ({type(size).__name__})"
+            f"{name} must be an int or a pair (H, W) of ints, each "
+            f"{'positive (>= 1)' if minimum == 1 else f'>= {minimum}'}, got {size!r} ({type(size).__name__})"
         ) from None
     return height, width
