@@ -228,6 +228,7 @@ def _epoch_order(seed: int, count: int, index: int) -> int:
 
 def resize_shorter_side(image: Tensor, size: int) -> Tensor:
     """Resize (3, H, W) so that min(H, W) == ``size``, keeping the aspect ratio (bilinear, antialiased)."""
+    size = check_int(size, "size", 1)
     height, width = image.shape[-2:]
     scale = size / min(height, width)
     new_size = (max(size, round(height * scale)), max(size, round(width * scale)))
