@@ -202,6 +202,7 @@ def hole_border_region(mask: Tensor) -> Tensor:
 
 def total_variation_in_region(image: Tensor, region: Tensor) -> Tensor:
     """Σ |horizontal| + Σ |vertical| neighbour differences over pairs with both pixels in ``region``, / image.numel()."""
+    check_not_empty(image, "image")
     image = image.float()
     region = region.float()
     horizontal = (image[..., :, 1:] - image[..., :, :-1]).abs() * (region[..., :, 1:] * region[..., :, :-1])
@@ -269,12 +270,21 @@ class InpaintingLoss(nn.Module):
 
 def hinge_d_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
     """Discriminator hinge loss: zero once real scores are ≥ 1 and fake scores ≤ −1."""
+    _check_scores(real_scores, "real_scores")
+    _check_scores(fake_scores, "fake_scores")
     return F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
 
 
 def hinge_g_loss(fake_scores: Tensor) -> Tensor:
     """Generator hinge loss: the negated mean score the discriminator gives the generator's images."""
+    _check_scores(fake_scores, "fake_scores")
     return -fake_scores.mean()
+
+
+def _check_scores(scores: Tensor, name: str) -> None:
+    if not isinstance(scores, Tensor) or not scores.is_floating_point() or scores.numel() == 0:
+        shape = tuple(scores.shape) if isinstance(scores, Tensor) else type(scores).__name__
+        raise ValueError(f"{name} must be a non-empty floating tensor of discriminator scores, got {shape}")
 
 
 __all__ = [

@@ -17,7 +17,7 @@ from pconv_lessons.baselines import biharmonic, fill_with_mean
 from pconv_lessons.data import ImageFolderPairs, SamplePatches, image_files, load_image, to_tensor
 from pconv_lessons.layers import PartialConv2d
 from pconv_lessons.layers.ffc import FourierUnit
-from pconv_lessons.losses import InpaintingLoss, VGG16Features
+from pconv_lessons.losses import InpaintingLoss, VGG16Features, hinge_d_loss, hinge_g_loss, total_variation_in_region
 from pconv_lessons.masks import generate
 from pconv_lessons.models import GatedGenerator, LamaGenerator, PConvUNet, SNPatchDiscriminator, composite
 from pconv_lessons.widgets.canvas import MaskCanvas, clip_segment
@@ -243,6 +243,12 @@ def test_batch_size_zero_gives_an_empty_result_or_a_clear_error(vgg):
         InpaintingLoss(vgg)(image, image, mask)
     with pytest.raises(ValueError, match="images must hold at least one image"):
         metrics.evaluate_by_bucket({"mean": fill_with_mean}, image)
+    with pytest.raises(ValueError, match="image must hold at least one image"):
+        total_variation_in_region(image, mask)  # before: 0 / 0 = NaN
+    with pytest.raises(ValueError, match="fake_scores must be a non-empty"):
+        hinge_g_loss(torch.zeros(0, 1, 2, 2))  # before: NaN
+    with pytest.raises(ValueError, match="real_scores must be a non-empty"):
+        hinge_d_loss(torch.zeros(0), torch.zeros(3))
 
 
 def test_loss_on_images_too_small_for_vgg_is_a_clear_error(vgg):
