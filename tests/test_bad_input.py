@@ -14,7 +14,7 @@ from PIL import Image
 
 from pconv_lessons import metrics
 from pconv_lessons.baselines import biharmonic, fill_with_mean
-from pconv_lessons.data import ImageFolderPairs, SamplePatches, image_files, load_image, to_tensor
+from pconv_lessons.data import ImageFolderPairs, SamplePatches, image_files, load_image, make_pairs, to_tensor
 from pconv_lessons.layers import PartialConv2d
 from pconv_lessons.layers.ffc import FourierUnit
 from pconv_lessons.losses import InpaintingLoss, VGG16Features, hinge_d_loss, hinge_g_loss, total_variation_in_region
@@ -96,7 +96,7 @@ def test_decompression_bomb_names_the_file_and_skip_corrupt_skips_it(tmp_path, m
         load_image(tmp_path / "bomb.png")  # before: PIL's DecompressionBombError escaped
     with pytest.raises(ValueError, match="bomb.png"):
         [ImageFolderPairs(tmp_path, image_size=8, train=False)[i] for i in range(2)]
-    pairs = ImageFolderPairs(tmp_path, image_size=8, train=False, skip_corrupt=True)
+    pairs = make_pairs(str(tmp_path), 8, split="test", skip_corrupt=True)  # what the trainer's --skip-corrupt builds
     with pytest.warns(UserWarning, match="skipping unreadable image"):
         images = [pairs[i][0] for i in range(4)]
     assert pairs.skipped == {tmp_path / "bomb.png"}

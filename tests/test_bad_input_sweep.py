@@ -35,6 +35,7 @@ from pconv_lessons.layers import PartialConv2d
 from pconv_lessons.losses import InpaintingLoss, VGG16Features
 from pconv_lessons.masks import KINDS, generate, hole_ratio
 from pconv_lessons.models import GatedGenerator, LamaGenerator, PConvUNet, SNPatchDiscriminator, composite
+from pconv_lessons.sketch import edge_sketch
 from pconv_lessons.widgets.canvas import MaskCanvas
 from pconv_lessons.widgets.controller import PointerController
 
@@ -249,6 +250,20 @@ def test_baselines_and_composite_sweep(case):
         result = outcome("composite", case.bad, lambda: composite(prediction, case.image, case.mask),
                          ("image", "mask", "prediction"), bool(composite_faults))
         _same_as_clean("composite", case, result, lambda clean: composite(prediction, clean, case.mask))
+
+
+@SETTINGS
+@given(case=image_cases(), threshold=st.sampled_from([0.25, 0.25, 0.0, -1.0, math.nan, math.inf, "0.2", True]))
+def test_sketch_sweep(case, threshold):
+    images = case.image
+    faults = case.faults & {"integer dtype", "channels", "rank 3", "rank 5"}
+    valid = not faults and isinstance(images, torch.Tensor) and _within(images, 1.0)
+    threshold_ok = isinstance(threshold, float) and 0 < threshold < math.inf
+    result = outcome("edge_sketch", not valid or not threshold_ok or case.bad, lambda: edge_sketch(images, threshold),
+                     ("images", "threshold"), not (valid and threshold_ok), valid and threshold_ok)
+    if result is not None:
+        assert result.shape == (images.shape[0], 1, *images.shape[-2:])
+        assert bool(((result == 0) | (result == 1)).all())
 
 
 # -------------------------------------------------------------------------------------------- metrics, loss
