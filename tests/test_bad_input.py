@@ -153,6 +153,19 @@ def test_models_never_read_hole_pixels(name, value):
     assert torch.isfinite(dirty).all() and torch.equal(dirty, clean)
 
 
+def test_sketch_is_read_inside_the_hole_only():
+    torch.manual_seed(0)
+    model = GatedGenerator(base_channels=4, sketch=True).eval()
+    image, mask = batch()
+    sketch = torch.zeros(2, 1, 32, 32)
+    sketch[..., 10, :] = 1.0  # a stroke across known pixels and the hole
+    dirty = torch.where(mask.bool(), torch.full_like(sketch, float("nan")), sketch)
+    with torch.no_grad():
+        assert torch.equal(model(image, mask, dirty), model(image, mask, sketch * (1 - mask)))  # before: NaN
+        with pytest.raises(ValueError, match="sketch must be finite"):
+            model(image, mask, torch.where(mask.bool(), sketch, torch.full_like(sketch, float("nan"))))
+
+
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 def test_baselines_and_composite_never_read_hole_pixels(value):
     image, mask = batch()

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from pconv_lessons.checks import check_batch, check_inpainting_input, check_int, check_mask
+from pconv_lessons.checks import check_batch, check_image_values, check_inpainting_input, check_int, check_mask
 from pconv_lessons.layers.gated_conv import GatedConv2d, GatedUpsample
 
 DILATION_RATES = (2, 4, 8, 16)
@@ -126,7 +126,8 @@ class GatedGenerator(nn.Module):
         if sketch is None:
             return [torch.zeros_like(mask, dtype=image.dtype)]
         _check_sketch(sketch, image)
-        return [sketch.to(image.dtype) * (1 - mask.to(image.dtype))]
+        check_image_values(sketch, "sketch", (0.0, 1.0), known=mask < 1)  # read inside the hole only
+        return [torch.where(mask < 1, sketch.to(image.dtype) * (1 - mask.to(image.dtype)), 0.0)]
 
 
 class SNPatchDiscriminator(nn.Module):
