@@ -153,6 +153,17 @@ def test_models_never_read_hole_pixels(name, value):
     assert torch.isfinite(dirty).all() and torch.equal(dirty, clean)
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["pconv", "gated", "lama"])
+def test_cuda_bf16_autocast_never_reads_hole_pixels(name):
+    model = small_models()[name].cuda().eval().to(memory_format=torch.channels_last)
+    image, mask = (t.cuda().to(memory_format=torch.channels_last) for t in batch())
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+        clean = model(image * mask, mask)
+        dirty = model(_with_holes(image, mask, float("nan")), mask)
+    assert torch.isfinite(dirty).all() and torch.equal(dirty, clean)
+
+
 def test_sketch_is_read_inside_the_hole_only():
     torch.manual_seed(0)
     model = GatedGenerator(base_channels=4, sketch=True).eval()
