@@ -16,7 +16,7 @@ swaps in its own VGG16 perceptual loss and SN-PatchGAN hinge loss, keeping LaMa'
 ``loss_args`` (``--loss-arg KEY=VALUE``): ``l1_known`` (10), ``l1_hole`` (0), ``perceptual`` (30),
 ``adversarial`` (10; 0 trains without a discriminator), ``disc_channels`` (64), ``vgg_weights``
 (``"random"``, ``"imagenet"``, a file path or ``"none"``, read by ``pconv_lessons.train.loss_network`` as for every
-model). ``model_args``: ``ngf``, ``n_blocks``, ``ratio``.
+model). ``model_args``: ``ngf``, ``n_blocks``, ``ratio``, ``down_padding``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ DEFAULT_LOSS_ARGS: dict[str, Any] = {
 
 
 def build_lama(config: TrainConfig) -> LamaGenerator:
-    """The generator from ``config.model_args`` (``ngf``, ``n_blocks``, ``ratio``)."""
+    """The generator from ``config.model_args`` (``ngf``, ``n_blocks``, ``ratio``, ``down_padding``)."""
     return LamaGenerator(**config.model_args)
 
 

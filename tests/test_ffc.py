@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pconv_lessons.layers import FFC, FFCResnetBlock, FourierUnit, SpectralTransform
+from pconv_lessons.layers.ffc import FFCBNAct
 from pconv_lessons.receptive import effective_receptive_field
 
 
@@ -35,9 +36,10 @@ def test_fourier_unit_matches_numpy_fft():
     x = torch.randn(2, 3, 7, 10)
     weight = unit.conv.weight.detach().double().numpy()[:, :, 0, 0]  # (4, 6)
     spectrum = np.fft.rfft2(x.double().numpy(), norm="ortho")  # (2, 3, 7, 6)
-    stacked = np.concatenate([spectrum.real, spectrum.imag], axis=1)
+    stacked = np.empty((2, 6, 7, 6))
+    stacked[:, 0::2], stacked[:, 1::2] = spectrum.real, spectrum.imag  # LaMa's order: Re 0, Im 0, Re 1, Im 1, …
     mixed = np.maximum(np.einsum("oc,nchw->nohw", weight, stacked) / math.sqrt(1 + unit.bn.eps), 0.0)
-    expected = np.fft.irfft2(mixed[:, :2] + 1j * mixed[:, 2:], s=(7, 10), norm="ortho")
+    expected = np.fft.irfft2(mixed[:, 0::2] + 1j * mixed[:, 1::2], s=(7, 10), norm="ortho")
     assert np.allclose(unit(x).detach().double().numpy(), expected, atol=1e-5)
 
 
@@ -57,6 +59,28 @@ def test_ffc_paths_add_up():
     expected_local = ffc.local_to_local(x_local) + ffc.global_to_local(x_global)
     expected_global = ffc.local_to_global(x_local) + ffc.global_to_global(x_global)
     assert torch.allclose(ffc(x), torch.cat([expected_local, expected_global], 1), atol=1e-6)
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_separate_local_and_global_batch_norms_equal_one_over_all_channels(train):
+    # LaMa keeps bn_l and bn_g apart (their keys must map); per-channel normalisation makes that the same as one
+    # BatchNorm over the concatenated channels whose parameters and statistics are the two concatenated.
+    torch.manual_seed(3)
+    layer = FFCBNAct(8, 8, 3, 0.5, 0.75, padding=1)
+    assert (layer.bn_local.num_features, layer.bn_global.num_features) == (2, 6)
+    for bn in (layer.bn_local, layer.bn_global):
+        bn.weight.data.uniform_(0.5, 1.5)
+        bn.bias.data.normal_()
+        bn.running_mean.normal_()
+        bn.running_var.uniform_(0.5, 2.0)
+    joint = nn.BatchNorm2d(8)
+    for name in ("weight", "bias", "running_mean", "running_var"):
+        getattr(joint, name).data.copy_(torch.cat([getattr(layer.bn_local, name), getattr(layer.bn_global, name)]))
+    layer.train(train), joint.train(train)
+    x = torch.randn(2, 8, 10, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), torch.relu(joint(layer.ffc(x))))
+    assert layer.ffc.local_to_local.padding_mode == "reflect"  # LaMa pads every FFC conv by reflection
 
 
 def test_spectral_transform_stride_two_halves_the_size():

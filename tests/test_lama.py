@@ -1,11 +1,13 @@
 """LamaGenerator: layout, any input size, and the mask convention at its interface."""
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from pconv_lessons.layers import FFCResnetBlock
 from pconv_lessons.models import LamaGenerator
+from pconv_lessons.models.lama import pad_symmetric
 
 
 @pytest.fixture(scope="module")
@@ -28,15 +30,26 @@ def test_paper_layout_at_full_width():
     model = LamaGenerator()
     blocks = [m for m in model.modules() if isinstance(m, FFCResnetBlock)]
     assert len(blocks) == 9 and all(b.channels == 512 for b in blocks)
-    first_ffc = blocks[0].body[0][0]
+    first_ffc = blocks[0].body[0].ffc
     assert (first_ffc.in_local, first_ffc.in_global) == (128, 384)
     strided = [m for m in model.down.modules() if isinstance(m, nn.Conv2d)]
-    assert [(m.in_channels, m.out_channels, m.stride) for m in strided] == [
-        (64, 128, (2, 2)), (128, 256, (2, 2)), (256, 512, (2, 2))
+    assert [(m.in_channels, m.out_channels, m.stride, m.padding_mode) for m in strided] == [
+        (64, 128, (2, 2), "reflect"), (128, 256, (2, 2), "reflect"), (256, 128, (2, 2), "reflect"),
+        (256, 384, (2, 2), "reflect"),  # the last down splits into LaMa's local quarter and global three quarters
     ]
-    assert sum(isinstance(m, nn.ConvTranspose2d) for m in model.up) == 3
-    assert model.stem[1].kernel_size == (7, 7) and model.stem[1].in_channels == 4
+    ups = [m for m in model.up if isinstance(m, nn.ConvTranspose2d)]
+    assert len(ups) == 3 and all(m.bias is not None for m in ups)
+    stem = model.stem[1].ffc.local_to_local
+    assert stem.kernel_size == (7, 7) and stem.in_channels == 4
     assert isinstance(model.head[-1], nn.Sigmoid)
+
+
+def test_inputs_are_padded_symmetrically_to_a_multiple_of_eight():
+    # NumPy's "symmetric" mode, as LaMa's pad_img_to_modulo: the edge pixel repeats (… b c | c b …)
+    x = torch.arange(2 * 11 * 13, dtype=torch.float32).view(1, 2, 11, 13)
+    expected = np.pad(x.numpy(), ((0, 0), (0, 0), (0, 5), (0, 3)), mode="symmetric")
+    assert torch.equal(pad_symmetric(x, 8), torch.from_numpy(expected))
+    assert torch.equal(pad_symmetric(x[..., :8, :8], 8), x[..., :8, :8])
 
 
 def test_known_pixels_of_the_input_are_all_it_sees():
@@ -62,6 +75,8 @@ def test_bad_inputs_are_rejected(small):
         small(torch.rand(1, 3, 32, 32), torch.ones(1, 1, 32, 31))
     with pytest.raises(ValueError, match="at least"):
         small(torch.rand(1, 3, 12, 32), torch.ones(1, 1, 12, 32))
+    with pytest.raises(ValueError, match="down_padding"):
+        LamaGenerator(ngf=4, n_blocks=1, down_padding="circular")
 
 
 @pytest.mark.gpu

@@ -1,12 +1,16 @@
-"""Fast Fourier Convolution (Chi et al., 2020) as used by LaMa (Suvorov et al., 2022).
+"""Fast Fourier Convolution (Chi et al., 2020) as LaMa (Suvorov et al., 2022) computes it.
+
+Every equation below is what advimman/lama's ``saicinpainting/training/modules/ffc.py`` computes with the settings
+of its released generators (``enable_lfu=False``, no ``spectral_pos_encoding``, no squeeze-excitation,
+``fft_norm="ortho"``, reflect padding in every FFC conv); ``pconv_lessons.pretrained.lama`` loads its weights.
 
 Fourier unit. For a feature map x (N, C, H, W), with F the 2-D real FFT over (H, W) normalised by 1/√(HW)
 ("ortho", so F is unitary):
 
     X = F(x)                                  (N, C, H, W//2+1), complex
-    Z = [Re X ; Im X]                         (N, 2C, H, W//2+1): real parts in channels 0..C−1, imaginary in C..2C−1
+    Z[2c] = Re X[c],  Z[2c+1] = Im X[c]       (N, 2C, H, W//2+1): real and imaginary parts interleaved per channel
     Z' = ReLU(BN(W₁ₓ₁ Z))                     a 1×1 conv (2C → 2C_out, no bias) mixing channels per frequency
-    y = F⁻¹(Z'[:C_out] + i·Z'[C_out:])        (N, C_out, H, W)
+    y[c] = F⁻¹(Z'[2c] + i·Z'[2c+1])           (N, C_out, H, W)
 
 Every frequency depends on every pixel, so one 1×1 conv in the frequency domain gives each output pixel a
 receptive field covering the whole image. The FFTs run in float32 (float64 stays float64), also inside bf16/fp16 autocast:
@@ -23,7 +27,10 @@ FFC. The channels are split into a local part (the first (1 − ratio) share) an
     y_global = conv_l→g(x_local) + SpectralTransform(x_global)
 
 Tensors travel concatenated along channels, local first, so ``FFC(x)`` takes and returns ordinary (N, C, H, W)
-tensors. With ratio_gin = ratio_gout = 0 an FFC is exactly its local→local convolution.
+tensors (LaMa passes (local, global) tuples; the arithmetic is the same). With ratio_gin = ratio_gout = 0 an FFC
+is exactly its local→local convolution.
+
+FFC-BN-ReLU: y_local and y_global each get their own BatchNorm (LaMa's ``bn_l``, ``bn_g``), then ReLU.
 
 FFC ResNet block: x + FFC_BN_ReLU(FFC_BN_ReLU(x)) with two 3×3 FFCs (reflect padding) of equal width.
 """
@@ -53,7 +60,8 @@ def global_channels(channels: int, ratio: float) -> int:
 
 
 class FourierUnit(nn.Module):
-    """rfft2 (ortho) → real/imag stacked as channels → 1×1 conv → BN → ReLU → irfft2, FFTs in float32 (float64 stays float64)."""
+    """rfft2 (ortho) → real/imag interleaved as channels (Re c, Im c, …) → 1×1 conv → BN → ReLU → irfft2,
+    FFTs in float32 (float64 stays float64)."""
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
@@ -70,11 +78,11 @@ class FourierUnit(nn.Module):
         fft_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32  # raise lower precisions only
         with torch.autocast(device_type=x.device.type, enabled=False):
             spectrum = torch.fft.rfftn(x.to(fft_dtype), dim=(-2, -1), norm="ortho")
-        stacked = torch.cat([spectrum.real, spectrum.imag], dim=1).to(x.dtype)
-        mixed = torch.relu(self.bn(self.conv(stacked)))
-        real, imag = mixed.to(fft_dtype).chunk(2, dim=1)
+        stacked = torch.stack([spectrum.real, spectrum.imag], dim=2).flatten(1, 2).to(x.dtype)  # Re 0, Im 0, Re 1, …
+        mixed = torch.relu(self.bn(self.conv(stacked))).to(fft_dtype).unflatten(1, (self.out_channels, 2))
         with torch.autocast(device_type=x.device.type, enabled=False):
-            out = torch.fft.irfftn(torch.complex(real, imag), s=(height, width), dim=(-2, -1), norm="ortho")
+            out = torch.fft.irfftn(torch.complex(mixed[:, :, 0], mixed[:, :, 1]), s=(height, width), dim=(-2, -1),
+                                   norm="ortho")
         return out.to(x.dtype)
 
 
@@ -171,17 +179,24 @@ def _run(path: nn.Module | None, x: Tensor) -> Tensor | int:
     return 0 if path is None else path(x)
 
 
-class FFCBNAct(nn.Sequential):
-    """FFC → BatchNorm → ReLU (BN over the concatenated channels equals separate local and global BNs)."""
+class FFCBNAct(nn.Module):
+    """FFC → a BatchNorm for the local and one for the global output channels (LaMa's ``bn_l``, ``bn_g``) → ReLU.
+
+    A group without channels gets no BatchNorm (``None``). ``padding_mode`` is "reflect" as in every LaMa FFC.
+    """
 
     def __init__(self, channels_in: int, channels_out: int, kernel_size: int, ratio_gin: float, ratio_gout: float,
-                 padding: int = 0, dilation: int = 1, padding_mode: str = "reflect") -> None:
-        super().__init__(
-            FFC(channels_in, channels_out, kernel_size, ratio_gin, ratio_gout, padding=padding, dilation=dilation,
-                padding_mode=padding_mode),
-            nn.BatchNorm2d(channels_out),
-            nn.ReLU(inplace=True),
-        )
+                 stride: int = 1, padding: int = 0, dilation: int = 1, padding_mode: str = "reflect") -> None:
+        super().__init__()
+        self.ffc = FFC(channels_in, channels_out, kernel_size, ratio_gin, ratio_gout, stride=stride, padding=padding,
+                       dilation=dilation, padding_mode=padding_mode)
+        self.bn_local = nn.BatchNorm2d(self.ffc.out_local) if self.ffc.out_local else None
+        self.bn_global = nn.BatchNorm2d(self.ffc.out_global) if self.ffc.out_global else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        y_local, y_global = self.ffc(x).split([self.ffc.out_local, self.ffc.out_global], dim=1)
+        groups = [bn(y) for bn, y in ((self.bn_local, y_local), (self.bn_global, y_global)) if bn is not None]
+        return torch.relu(groups[0] if len(groups) == 1 else torch.cat(groups, dim=1))
 
 
 class FFCResnetBlock(nn.Module):

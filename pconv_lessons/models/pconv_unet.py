@@ -17,6 +17,19 @@ as it concatenates features, so a decoder window counts known entries over both 
 Any H×W works: the input is padded at the bottom and right to a multiple of 2^L with the padding marked as
 hole (so no partial convolution ever reads it), and the prediction is cropped back.
 
+``convention`` says how the network's own inputs relate to the course's (``CONVENTIONS``): image RGB in [0, 1],
+mask 1 = known.
+
+    network image = low + (high − low) · image[channels]
+    network mask  = mask, or (mask == 1) where the convention binarises it
+    prediction    = (network output − low) / (high − low), channels put back, clamped to [0, 1] if it says so
+
+``"course"`` (the default) is the identity: RGB in [0, 1], masks as given (soft ones too), prediction not
+clamped. ``"mmagic"`` is what mmagic's inference does for its released PConv weights: BGR (images loaded by
+OpenCV), (v − 127.5) / 127.5 on 0…255 values, i.e. [-1, 1]; a mask is a hole wherever it is not fully known (its
+``LoadMask`` turns every hole value > 0 into 1); the prediction clamped as its ``DataPreprocessor.destruct`` clamps
+it to [0, 255].
+
 Training follows the paper's two phases: Adam at 2e-4 with BatchNorm everywhere, then fine-tuning at 5e-5
 with the encoder's BatchNorm frozen (``freeze_encoder_batchnorm()``), because the hole pixels distort the
 batch statistics the encoder sees.
@@ -32,6 +45,22 @@ from torch import Tensor, nn
 
 from pconv_lessons.checks import check_inpainting_input, check_int
 from pconv_lessons.layers import PartialConv2d
+
+
+class Convention(NamedTuple):
+    """How the network's inputs and output relate to the course's (see the module docstring)."""
+
+    channels: tuple[int, int, int]  # the course's (RGB) channel that feeds network channel 0, 1, 2
+    low: float  # the network's value for black
+    high: float  # the network's value for white
+    binary_mask: bool  # known only where the mask is 1
+    clamp_output: bool
+
+
+CONVENTIONS = {
+    "course": Convention(channels=(0, 1, 2), low=0.0, high=1.0, binary_mask=False, clamp_output=False),
+    "mmagic": Convention(channels=(2, 1, 0), low=-1.0, high=1.0, binary_mask=True, clamp_output=True),
+}
 
 
 class LayerOutput(NamedTuple):
@@ -99,19 +128,24 @@ class PConvUNet(nn.Module):
     [0, 1], and ``image`` must have the parameters' dtype (float64 needs ``model.double()``).
 
     ``layer_size``: number of stride-2 encoder levels (7 for 256², 8 for 512²); ``base_channels``: width of
-    enc_1 (64 in the paper; 8 or 16 give small models for CPU lessons and tests).
+    enc_1 (64 in the paper; 8 or 16 give small models for CPU lessons and tests). ``convention``: the network's
+    own input convention, a key of ``CONVENTIONS`` (``"course"``; ``"mmagic"`` for its released weights). Whatever
+    it is, ``forward`` takes and returns the course's; ``forward_layers`` shows the network's own values.
 
     ``freeze_encoder_batchnorm()`` puts the encoder's BatchNorm layers in eval mode and keeps them there
     across ``.train()`` calls (the paper's fine-tune phase); ``freeze_encoder_batchnorm(False)`` undoes it.
     ``forward_layers(image, mask)`` returns every level's features and mask, for inspection.
     """
 
-    def __init__(self, layer_size: int = 7, base_channels: int = 64) -> None:
+    def __init__(self, layer_size: int = 7, base_channels: int = 64, convention: str = "course") -> None:
         super().__init__()
         layer_size = check_int(layer_size, "layer_size (inputs are padded to a multiple of 2**layer_size)", 1, 12)
         base_channels = check_int(base_channels, "base_channels", 1)
+        if convention not in CONVENTIONS:
+            raise ValueError(f"convention must be one of {', '.join(map(repr, CONVENTIONS))}, got {convention!r}")
         self.layer_size = layer_size
         self.base_channels = base_channels
+        self.convention = convention
         self._encoder_batchnorm_frozen = False
         self.check_mask_values = True
         widths = [3] + encoder_channels(layer_size, base_channels)  # widths[k]: channels of enc_k (enc_0 = image)
@@ -166,15 +200,17 @@ class PConvUNet(nn.Module):
     def forward(self, image: Tensor, mask: Tensor) -> Tensor:
         height, width = image.shape[-2:]
         prediction = self.forward_layers(image, mask)[-1].features
-        return prediction[..., :height, :width]
+        return self._from_network(prediction[..., :height, :width])
 
     def forward_layers(self, image: Tensor, mask: Tensor) -> list[LayerOutput]:
-        """Every level in order: ``input``, ``enc1`` … ``encL``, ``decL`` … ``dec1``, at the padded size.
+        """Every level in order: ``input``, ``enc1`` … ``encL``, ``decL`` … ``dec1``, at the padded size, in the
+        network's own convention (``input`` is the image and mask as the network sees them, ``dec1`` its raw
+        prediction).
 
         Masks are single-channel after the first layer (all channels of a partial convolution's new mask agree).
         """
         check_inpainting_input(self, image, mask, (1, 3), values=self.check_mask_values)
-        image, mask = self._pad(image, mask.to(image.dtype))
+        image, mask = self._pad(*self._to_network(image, mask.to(image.dtype)))
 
         layers = [LayerOutput("input", image, mask)]
         features, current_mask = image, _expand(mask, 3)
@@ -194,6 +230,17 @@ class PConvUNet(nn.Module):
             features, current_mask = block(joined, joined_mask)
             layers.append(LayerOutput(f"dec{level}", features, current_mask))
         return layers
+
+    def _to_network(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        convention = CONVENTIONS[self.convention]
+        image = image[:, list(convention.channels)] * (convention.high - convention.low) + convention.low
+        return image, (mask == 1).to(mask.dtype) if convention.binary_mask else mask
+
+    def _from_network(self, prediction: Tensor) -> Tensor:
+        convention = CONVENTIONS[self.convention]
+        back = [convention.channels.index(channel) for channel in range(3)]
+        rgb = (prediction[:, back] - convention.low) / (convention.high - convention.low)
+        return rgb.clamp(0.0, 1.0) if convention.clamp_output else rgb
 
     def _pad(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         multiple = self.size_multiple

@@ -25,6 +25,7 @@ from torch import nn
 from pconv_lessons.pretrained.common import (
     PretrainedFileError,
     default_path,
+    find_file,
     load_strict,
     pretrained_dir,
 )
@@ -55,12 +56,7 @@ def load_pretrained(name: str, path: str | Path | None = None, device: str | tor
 
 def available(name: str) -> Path | None:
     """The default file of family ``name`` if it is present (lessons show the released model only then), else None."""
-    family = _family(name)
-    for filename in family.FILES:
-        candidate = pretrained_dir() / filename
-        if candidate.is_file():
-            return candidate
-    return None
+    return find_file(_family(name))
 
 
 __all__ = ["FAMILIES", "PretrainedFileError", "available", "load_pretrained", "pretrained_dir"]

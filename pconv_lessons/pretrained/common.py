@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
@@ -24,16 +23,24 @@ class PretrainedFileError(ValueError):
 def pretrained_dir() -> Path:
     """``$PCONV_PRETRAINED_DIR`` if set, else the repository's ``data/pretrained/``."""
     env = os.environ.get(ENV_VAR)
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "data" / "pretrained"
+    return Path(env).expanduser() if env else Path(__file__).resolve().parents[2] / "data" / "pretrained"
 
 
-def default_path(family: ModuleType) -> Path:
-    """The first of the family's ``FILES`` present in ``pretrained_dir()``; an error saying how to get one if none."""
+def find_file(family: ModuleType) -> Path | None:
+    """The first of the family's ``FILES`` present in ``pretrained_dir()``, else None."""
     for filename in family.FILES:
         candidate = pretrained_dir() / filename
         if candidate.is_file():
             return candidate
-    raise missing_file(family, pretrained_dir() / next(iter(family.FILES)))
+    return None
+
+
+def default_path(family: ModuleType) -> Path:
+    """The first of the family's ``FILES`` present in ``pretrained_dir()``; an error saying how to get one if none."""
+    found = find_file(family)
+    if found is None:
+        raise missing_file(family, pretrained_dir() / next(iter(family.FILES)))
+    return found
 
 
 def missing_file(family: ModuleType, path: Path) -> PretrainedFileError:
@@ -91,9 +98,9 @@ def read_tensors(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
-        pass
-    except (RuntimeError, zipfile.BadZipFile, EOFError) as error:
-        raise PretrainedFileError(f"{path} is not a readable PyTorch file ({error})") from None
+        pass  # a class weights_only refuses (or no pickle at all: the restricted reader then says so)
+    except Exception as error:  # a damaged archive, an empty file, …
+        raise unreadable(path, error) from None
     restricted = ModuleType("restricted_pickle")
     restricted.Unpickler = _RestrictedUnpickler  # type: ignore[attr-defined]
     restricted.load = lambda file, **kwargs: _RestrictedUnpickler(file, **kwargs).load()  # type: ignore[attr-defined]
@@ -101,7 +108,14 @@ def read_tensors(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=False, pickle_module=restricted)
     except Exception as error:  # a damaged archive, or not a torch file at all
-        raise PretrainedFileError(f"{path} is not a readable PyTorch file ({error})") from None
+        raise unreadable(path, error) from None
+
+
+def unreadable(path: Path, error: Exception) -> PretrainedFileError:
+    return PretrainedFileError(
+        f"{path} is not a readable PyTorch file ({type(error).__name__}: {error}); "
+        "it may be incomplete: download it again"
+    )
 
 
 def sub_state(obj: object, prefix: str, path: Path, family: str, expected: str) -> dict[str, Tensor]:
