@@ -8,14 +8,17 @@ the same stream and a training run resumes exactly from the index of its next sa
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
+
+from pconv_lessons.checks import check_int
 
 # Colour photos that ship inside scikit-image, by the loader that returns each one.
 _SAMPLE_LOADERS = {
@@ -31,11 +34,19 @@ SAMPLE_NAMES: tuple[str, ...] = tuple(_SAMPLE_LOADERS)
 
 
 def to_tensor(array: np.ndarray) -> Tensor:
-    """An (H, W, 3) uint8 or float array → a float32 tensor (3, H, W) in [0, 1]."""
-    if array.ndim != 3 or array.shape[2] != 3:
-        raise ValueError(f"expected an RGB array shaped (H, W, 3), got shape {array.shape}")
-    if array.dtype == np.uint8:
-        array = array.astype(np.float32) / 255.0
+    """An (H, W, 3) uint8 (÷255), uint16 (÷65535) or float array in [0, 1] → a float32 tensor (3, H, W) in [0, 1]."""
+    if not isinstance(array, np.ndarray) or array.ndim != 3 or array.shape[2] != 3:
+        shape = getattr(array, "shape", type(array).__name__)
+        raise ValueError(f"expected an RGB array shaped (H, W, 3), got {shape}")
+    if array.dtype in (np.uint8, np.uint16):
+        array = array.astype(np.float32) / np.iinfo(array.dtype).max
+    elif np.issubdtype(array.dtype, np.floating):
+        if array.size and not (np.isfinite(array).all() and 0.0 <= array.min() and array.max() <= 1.0):
+            raise ValueError(
+                f"a float array must hold finite values in [0, 1], got min {array.min():g}, max {array.max():g}"
+            )
+    else:
+        raise ValueError(f"expected a uint8, uint16 or float array, got dtype {array.dtype}")
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).permute(2, 0, 1).contiguous()
 
 
@@ -53,10 +64,17 @@ def sample_images(names: Iterable[str] | None = None) -> dict[str, Tensor]:
     return {name: to_tensor(_SAMPLE_LOADERS[name](skimage.data)) for name in wanted}
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
 def load_image(path: str | Path) -> Tensor:
     """Read an image file as a (3, H, W) float tensor in [0, 1] (grey and RGBA are converted to RGB).
 
-    A missing, unreadable or corrupt file raises ``ValueError`` naming the file.
+    Pixel values are scaled by their real range: 8-bit images ÷255, 16-bit ones (PNG, TIFF) ÷65535, float
+    images (TIFF) kept as they are when they lie in [0, 1], else mapped linearly from [min(0, lo), max(1, hi)]
+    to [0, 1]. The EXIF orientation tag is applied, so a phone photo comes out upright. A missing, unreadable
+    or corrupt file, a decompression bomb (more than twice ``PIL.Image.MAX_IMAGE_PIXELS`` pixels) and a float
+    image holding NaN or inf raise ``ValueError`` naming the file.
     """
     path = Path(path)
     if not path.is_file():
@@ -64,10 +82,44 @@ def load_image(path: str | Path) -> Tensor:
     try:
         with Image.open(path) as image:
             image.load()
-            rgb = image.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+            rgb = _rgb_in_unit_range(ImageOps.exif_transpose(image), path)
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as error:
         raise ValueError(f"cannot read image file {path}: {error}") from error
-    return to_tensor(np.asarray(rgb))
+    return to_tensor(rgb)
+
+
+def _rgb_in_unit_range(image: Image.Image, path: Path) -> np.ndarray:
+    """The decoded pixels as (H, W, 3): uint8 for 8-bit images, else float32 in [0, 1] scaled by the real range."""
+    if image.mode not in ("I", "F") and not image.mode.startswith("I;16"):
+        return np.asarray(image.convert("RGB"))  # 8-bit (also palette, grey, RGBA, CMYK): to_tensor divides by 255
+    grey = np.asarray(image, dtype=np.float64)
+    if not np.isfinite(grey).all():
+        raise ValueError(f"image file {path} holds NaN or infinite pixel values")
+    low, high = float(grey.min()), float(grey.max())
+    if image.mode != "F" and 0 <= low and high <= 65535:  # 16-bit data (Pillow gives I;16 or I)
+        grey = grey / 65535.0
+    else:
+        low, high = min(0.0, low), max(1.0, high)
+        grey = (grey - low) / (high - low)
+    return np.repeat(grey[..., None], 3, axis=2).astype(np.float32)
+
+
+def image_files(root: str | Path) -> list[Path]:
+    """Every image file (``IMAGE_SUFFIXES``) under ``root``, recursively and sorted, following symlinked folders.
+
+    Each real folder is searched once, so a symlink loop (a link to a parent) ends the search instead of
+    running forever, and a folder linked twice gives its files once.
+    """
+    files: list[Path] = []
+    seen: set[str] = set()
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            subfolders.clear()
+            continue
+        seen.add(real)
+        files += [Path(folder, name) for name in names if Path(name).suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(path for path in files if path.is_file())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -83,7 +135,6 @@ SAMPLE_SPLITS: dict[str, tuple[str, ...]] = {
     "train": ("astronaut", "rocket", "motorcycle", "hubble", "immunohistochemistry"),
     "test": ("chelsea", "coffee"),
 }
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 MaskFn = Callable[[int, int], Tensor]
 """``mask_fn(size, seed) -> (1, size, size)`` float mask, 1 = known, 0 = hole."""
@@ -177,6 +228,7 @@ def _epoch_order(seed: int, count: int, index: int) -> int:
 
 def resize_shorter_side(image: Tensor, size: int) -> Tensor:
     """Resize (3, H, W) so that min(H, W) == ``size``, keeping the aspect ratio (bilinear, antialiased)."""
+    size = check_int(size, "size", 1)
     height, width = image.shape[-2:]
     scale = size / min(height, width)
     new_size = (max(size, round(height * scale)), max(size, round(width * scale)))
@@ -208,9 +260,7 @@ class InpaintingPairs(torch.utils.data.Dataset):
     """
 
     def __init__(self, image_size: int, mask_fn: MaskFn | None, seed: int, train: bool) -> None:
-        if image_size < 8:
-            raise ValueError(f"image_size must be at least 8 pixels, got {image_size}")
-        self.image_size = image_size
+        self.image_size = check_int(image_size, "image_size", 8)
         self.mask_fn = mask_fn if mask_fn is not None else MaskSource()
         self.seed = seed
         self.train = train
@@ -283,7 +333,8 @@ class SamplePatches(InpaintingPairs):
 
 
 class ImageFolderPairs(InpaintingPairs):
-    """Every image file under ``root`` (searched recursively, sorted), as (image, mask) pairs.
+    """Every image file under ``root`` (searched recursively, sorted, symlinked folders followed: ``image_files``),
+    as (image, mask) pairs.
 
     Resize/crop policy: the shorter side is resized to ``load_size`` (default: ``image_size``) keeping
     the aspect ratio, then a ``image_size``² crop is taken — random position plus a random horizontal
@@ -309,15 +360,13 @@ class ImageFolderPairs(InpaintingPairs):
         self.root = Path(root)
         if not self.root.is_dir():
             raise ValueError(f"image folder not found: {self.root}")
-        self.files = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        self.files = image_files(self.root)
         if not self.files:
             raise ValueError(
                 f"no image files ({', '.join(IMAGE_SUFFIXES)}) found under {self.root}; "
                 "see data/README.md for how to get a data set"
             )
-        self.load_size = image_size if load_size is None else load_size
-        if self.load_size < image_size:
-            raise ValueError(f"load_size ({self.load_size}) must be >= image_size ({image_size})")
+        self.load_size = self.image_size if load_size is None else check_int(load_size, "load_size", self.image_size)
         self.skip_corrupt = skip_corrupt
         self.skipped: set[Path] = set()
 

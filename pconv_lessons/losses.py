@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pconv_lessons.checks import check_batch, check_mask
+from pconv_lessons.checks import check_batch, check_dtype, check_image_values, check_mask, check_not_empty
 from pconv_lessons.models.compositing import composite
 
 VGG16_IMAGENET_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
@@ -59,6 +59,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # torchvision's VGG16 ``features`` up to pool3: channels of each conv, "M" for a 2×2 max pool.
 VGG16_POOL3_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M")
+VGG16_MIN_SIZE = 8  # three 2×2 poolings: the smallest input with a 1×1 pool3
 PAPER_WEIGHTS: Mapping[str, float] = MappingProxyType(
     {"valid": 1.0, "hole": 6.0, "perceptual": 0.05, "style": 120.0, "tv": 0.1}
 )
@@ -127,6 +128,12 @@ class VGG16Features(nn.Module):
         check_batch(images, "images")
         if images.shape[1] != 3:
             raise ValueError(f"VGG16Features needs RGB images (N, 3, H, W), got shape {tuple(images.shape)}")
+        if min(images.shape[-2:]) < VGG16_MIN_SIZE:
+            raise ValueError(
+                f"VGG16Features needs images at least {VGG16_MIN_SIZE}×{VGG16_MIN_SIZE} (pool3 halves the size three "
+                f"times), got {tuple(images.shape[-2:])}"
+            )
+        check_dtype(images, self, "images")
         x = (images - self.mean.to(images.dtype)) / self.std.to(images.dtype)
         pools = []
         for index, layer in enumerate(self.features):
@@ -195,6 +202,7 @@ def hole_border_region(mask: Tensor) -> Tensor:
 
 def total_variation_in_region(image: Tensor, region: Tensor) -> Tensor:
     """Σ |horizontal| + Σ |vertical| neighbour differences over pairs with both pixels in ``region``, / image.numel()."""
+    check_not_empty(image, "image")
     image = image.float()
     region = region.float()
     horizontal = (image[..., :, 1:] - image[..., :, :-1]).abs() * (region[..., :, 1:] * region[..., :, :-1])
@@ -208,8 +216,9 @@ class InpaintingLoss(nn.Module):
     Keys ``valid, hole, perceptual, style, tv`` (each term unweighted) and ``total`` (their weighted sum).
     ``extractor``: a module mapping images (N, 3, H, W) in [0, 1] to a sequence of feature maps, normally
     ``VGG16Features``. ``weights``: overrides of ``PAPER_WEIGHTS`` (1, 6, 0.05, 120, 0.1), e.g. ``{"style": 250}``.
-    ``mask``: (N, 1, H, W) or (N, 3, H, W), 1 = known, 0 = hole. Set ``check_mask_values = False`` to skip the
-    mask's value check (a device sync on a GPU) when the masks are known to be valid.
+    ``mask``: (N, 1, H, W) or (N, 3, H, W), 1 = known, 0 = hole. ``target`` must be finite and in [0, 1]; ``output``
+    is the raw prediction (any real values). Set ``check_mask_values = False`` to skip the value checks of the mask
+    and the target (each a device sync on a GPU) when they are known to be valid. An empty batch is an error.
     """
 
     def __init__(self, extractor: nn.Module, weights: Mapping[str, float] | None = None) -> None:
@@ -228,7 +237,12 @@ class InpaintingLoss(nn.Module):
             raise ValueError(f"output shape {tuple(output.shape)} does not match target shape {tuple(target.shape)}")
         if output.shape[1] != 3:
             raise ValueError(f"output and target must be RGB (N, 3, H, W), got shape {tuple(output.shape)}")
+        check_not_empty(output, "output")
         check_mask(mask, target, (1, 3), values=self.check_mask_values)
+        if isinstance(self.extractor, nn.Module):
+            check_dtype(output, self.extractor, "output")
+        if self.check_mask_values:
+            check_image_values(target, "target", (0.0, 1.0))
 
         output32, target32, known = output.float(), target.float(), mask.float()
         comp = composite(output32, target32, known, check_values=False)  # the mask was checked above
@@ -256,12 +270,21 @@ class InpaintingLoss(nn.Module):
 
 def hinge_d_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
     """Discriminator hinge loss: zero once real scores are ≥ 1 and fake scores ≤ −1."""
+    _check_scores(real_scores, "real_scores")
+    _check_scores(fake_scores, "fake_scores")
     return F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
 
 
 def hinge_g_loss(fake_scores: Tensor) -> Tensor:
     """Generator hinge loss: the negated mean score the discriminator gives the generator's images."""
+    _check_scores(fake_scores, "fake_scores")
     return -fake_scores.mean()
+
+
+def _check_scores(scores: Tensor, name: str) -> None:
+    if not isinstance(scores, Tensor) or not scores.is_floating_point() or scores.numel() == 0:
+        shape = tuple(scores.shape) if isinstance(scores, Tensor) else type(scores).__name__
+        raise ValueError(f"{name} must be a non-empty floating tensor of discriminator scores, got {shape}")
 
 
 __all__ = [

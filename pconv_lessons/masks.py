@@ -49,7 +49,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from pconv_lessons.checks import check_batch, check_mask_values
+from pconv_lessons.checks import check_batch, check_mask_values, check_size
 from pconv_lessons.raster import rasterise_numpy, rasterise_torch
 
 KINDS: tuple[str, ...] = ("shapes", "free_form", "lama_thin", "lama_medium", "lama_thick", "box", "mixed")
@@ -134,12 +134,7 @@ _EXTRA_MASKS = 6  # masks whose strokes a too-sparse mask may borrow in generate
 
 
 def _check_size(size: int | Sequence[int]) -> tuple[int, int]:
-    pair = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair):
-        raise ValueError(f"size must be an int or a pair (H, W) of ints, got {size!r}")
-    if min(pair) <= 0:
-        raise ValueError(f"size must be positive (an int > 0 or a pair (H, W) of ints > 0), got {size!r}")
-    return int(pair[0]), int(pair[1])
+    return check_size(size, "size")  # an int (also NumPy or a 0-d tensor) or a pair (H, W); 32.0 is an error
 
 
 def _check_kind(kind: str) -> None:

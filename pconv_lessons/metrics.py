@@ -13,13 +13,16 @@ Per image (every function takes (N, C, H, W) batches and returns a tensor (N,) o
   scikit-image's ``structural_similarity(..., gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
   data_range=L, channel_axis=...)``; scikit-image's *defaults* (7×7 uniform window, sample covariance) differ.
 
+Inputs: ``psnr`` and ``ssim`` need finite values in [0, data_range] (images in [0, 1] by default; 8-bit images
+pass ``data_range=255``), ``l1`` finite values in any unit. An empty batch (N = 0) gives an empty result.
+
 The SSIM map and PSNR come from torchmetrics; this module fixes their settings and the per-image reduction
 (torchmetrics averages the SSIM map over the reflection-padded border too, which is not Wang et al.'s).
 
 Evaluation by bucket (NVIDIA's PConv test protocol): masks are grouped by hole ratio into the six buckets
 (0.01, 0.1], (0.1, 0.2], …, (0.5, 0.6]; every method ``(image, mask) -> prediction`` sees the image with
-its holes zeroed, its prediction is composited (known pixels from the ground truth, holes from the
-prediction) and the composite is scored against the ground truth over the whole image.
+its holes zeroed, its prediction is clipped to [0, 1] (the image a user sees) and composited (known pixels from the
+ground truth, holes from the prediction), and the composite is scored against the ground truth over the whole image.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import contextlib
 import csv
 import html
 import io
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +42,7 @@ from torch import Tensor, nn
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 from tqdm.auto import tqdm
 
-from pconv_lessons.checks import check_batch, check_mask
+from pconv_lessons.checks import check_batch, check_image, check_image_values, check_int, check_mask, check_not_empty
 from pconv_lessons.masks import PAPER_BUCKETS, generate_in_bucket, hole_ratio
 from pconv_lessons.models.compositing import composite
 
@@ -52,18 +56,23 @@ Method = Callable[[Tensor, Tensor], Tensor]
 Bucket = tuple[float, float]
 
 
-def _check_pair(pred: Tensor, target: Tensor) -> None:
+def _check_pair(pred: Tensor, target: Tensor, value_range: tuple[float, float] | None) -> None:
     check_batch(pred, "pred")
     check_batch(target, "target")
     if pred.shape != target.shape:
         raise ValueError(f"pred shape {tuple(pred.shape)} does not match target shape {tuple(target.shape)}")
     if pred.device != target.device:
         raise ValueError(f"pred is on {pred.device} but target is on {target.device}")
+    check_image_values(pred, "pred", value_range)
+    check_image_values(target, "target", value_range)
 
 
 def _check_data_range(data_range: float) -> float:
-    value = float(data_range)
-    if not value > 0:  # also rejects NaN
+    try:
+        value = math.nan if isinstance(data_range, (str, bool)) else float(data_range)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not 0 < value < math.inf:  # also rejects NaN
         raise ValueError(f"data_range must be a positive number (1.0 for images in [0, 1]), got {data_range!r}")
     return value
 
@@ -81,15 +90,15 @@ def _no_autocast(device: torch.device) -> Iterator[None]:
 
 def l1(pred: Tensor, target: Tensor) -> Tensor:
     """Mean absolute error per image, in the images' units (a fraction for [0, 1] images; ×100 for "L1 (%)")."""
-    _check_pair(pred, target)
+    _check_pair(pred, target, None)
     with _no_autocast(pred.device):
         return (_full_precision(pred) - _full_precision(target)).abs().mean(dim=(1, 2, 3))
 
 
 def psnr(pred: Tensor, target: Tensor, data_range: float = 1.0) -> Tensor:
     """Peak signal-to-noise ratio per image in dB, 10·log10(data_range² / MSE); ``inf`` where the images are equal."""
-    _check_pair(pred, target)
     data_range = _check_data_range(data_range)
+    _check_pair(pred, target, (0.0, data_range))
     with _no_autocast(pred.device):
         return peak_signal_noise_ratio(
             _full_precision(pred), _full_precision(target), data_range=data_range, reduction="none", dim=(1, 2, 3)
@@ -98,10 +107,12 @@ def psnr(pred: Tensor, target: Tensor, data_range: float = 1.0) -> Tensor:
 
 def ssim(pred: Tensor, target: Tensor, data_range: float = 1.0) -> Tensor:
     """Structural similarity per image with Wang et al.'s settings (see the module docstring); H, W ≥ 11."""
-    _check_pair(pred, target)
     data_range = _check_data_range(data_range)
+    _check_pair(pred, target, (0.0, data_range))
     if min(pred.shape[-2:]) < SSIM_WINDOW:
         raise ValueError(f"ssim needs images at least {SSIM_WINDOW}×{SSIM_WINDOW}, got {tuple(pred.shape[-2:])}")
+    if pred.shape[0] == 0:
+        return _full_precision(pred).new_zeros(0)
     with _no_autocast(pred.device):
         _, ssim_map = structural_similarity_index_measure(
             _full_precision(pred),
@@ -194,7 +205,7 @@ def _predict(name: str, method: Method, images: Tensor, masks: Tensor) -> Tensor
     prediction = _full_precision(prediction).to(images.device, images.dtype)
     if not torch.isfinite(prediction).all():
         raise ValueError(f"method {name!r} returned NaN or infinite values")
-    return prediction
+    return prediction.clamp(0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -333,11 +344,11 @@ def evaluate_by_bucket(
     The result is deterministic given the masks (hence the seed) and deterministic methods. ``progress`` shows a
     tqdm bar over (method, bucket) pairs. A pair whose composite equals the ground truth has PSNR ``inf``.
     """
-    check_batch(images, "images")
+    check_image(images, "images", channels=3)
+    check_not_empty(images, "images")
     if not methods:
         raise ValueError("evaluate_by_bucket needs at least one method, e.g. {'biharmonic': baselines.biharmonic}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    batch_size = check_int(batch_size, "batch_size", 1)
     if masks is None:
         masks = bucket_masks(images.shape[0], tuple(images.shape[-2:]), kind=kind, seed=seed, device=images.device)
     if not masks:

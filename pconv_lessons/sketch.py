@@ -13,11 +13,13 @@ Sketches are (N, 1, H, W) float tensors with 1 on a stroke and 0 elsewhere.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pconv_lessons.checks import check_batch
+from pconv_lessons.checks import check_image
 
 LUMINANCE = (0.299, 0.587, 0.114)
 SOBEL_X = ((1.0, 0.0, -1.0), (2.0, 0.0, -2.0), (1.0, 0.0, -1.0))
@@ -25,9 +27,7 @@ SOBEL_X = ((1.0, 0.0, -1.0), (2.0, 0.0, -2.0), (1.0, 0.0, -1.0))
 
 def sobel_magnitude(images: Tensor) -> Tensor:
     """Sobel gradient magnitude of the luminance of RGB images (N, 3, H, W) in [0, 1] → (N, 1, H, W)."""
-    check_batch(images, "images")
-    if images.shape[1] != 3:
-        raise ValueError(f"images must have 3 channels (RGB), got shape {tuple(images.shape)}")
+    check_image(images, "images", channels=3)  # finite, in [0, 1]
     weights = torch.tensor(LUMINANCE, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
     luminance = (images * weights).sum(dim=1, keepdim=True)
     kernel_x = torch.tensor(SOBEL_X, dtype=images.dtype, device=images.device) / 4
@@ -38,6 +38,6 @@ def sobel_magnitude(images: Tensor) -> Tensor:
 
 def edge_sketch(images: Tensor, threshold: float = 0.25) -> Tensor:
     """Binary edge map (N, 1, H, W): 1 where the Sobel magnitude of the luminance exceeds ``threshold``."""
-    if not 0.0 < threshold:
-        raise ValueError(f"threshold must be positive, got {threshold}")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < threshold < math.inf:
+        raise ValueError(f"threshold must be a positive finite number, got {threshold!r}")
     return (sobel_magnitude(images) > threshold).to(images.dtype)

@@ -191,7 +191,7 @@ def test_the_prediction_comes_back_as_rgb_in_zero_one(tmp_path):
 def test_the_course_convention_is_the_identity():
     torch.manual_seed(1)
     model = PConvUNet(layer_size=4, base_channels=4).eval()
-    image, mask = torch.rand(2, 3, 32, 48) * 3 - 1, (torch.rand(2, 1, 32, 48) > 0.3).float() * 0.75
+    image, mask = torch.rand(2, 3, 32, 48), (torch.rand(2, 1, 32, 48) > 0.3).float() * 0.75  # models take [0, 1]
     with torch.no_grad():
         layers = model.forward_layers(image, mask)
         prediction = model(image, mask)

@@ -13,7 +13,7 @@ Fourier unit. For a feature map x (N, C, H, W), with F the 2-D real FFT over (H,
     y[c] = F⁻¹(Z'[2c] + i·Z'[2c+1])           (N, C_out, H, W)
 
 Every frequency depends on every pixel, so one 1×1 conv in the frequency domain gives each output pixel a
-receptive field covering the whole image. The FFTs always run in float32, also inside bf16/fp16 autocast:
+receptive field covering the whole image. The FFTs run in float32 (float64 stays float64), also inside bf16/fp16 autocast:
 cuFFT has no bf16 and does half precision only for power-of-two sizes, and float32 works for any H×W.
 
 Spectral transform (the global→global path):
@@ -61,7 +61,7 @@ def global_channels(channels: int, ratio: float) -> int:
 
 class FourierUnit(nn.Module):
     """rfft2 (ortho) → real/imag interleaved as channels (Re c, Im c, …) → 1×1 conv → BN → ReLU → irfft2,
-    FFTs in float32."""
+    FFTs in float32 (float64 stays float64)."""
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
@@ -73,10 +73,13 @@ class FourierUnit(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         _check_channels(x, self.in_channels, "x")
         height, width = x.shape[-2:]
+        if x.shape[0] == 0:  # MKL and cuFFT reject an empty batch
+            return x.new_zeros(0, self.out_channels, height, width)
+        fft_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32  # raise lower precisions only
         with torch.autocast(device_type=x.device.type, enabled=False):
-            spectrum = torch.fft.rfftn(x.float(), dim=(-2, -1), norm="ortho")
+            spectrum = torch.fft.rfftn(x.to(fft_dtype), dim=(-2, -1), norm="ortho")
         stacked = torch.stack([spectrum.real, spectrum.imag], dim=2).flatten(1, 2).to(x.dtype)  # Re 0, Im 0, Re 1, …
-        mixed = torch.relu(self.bn(self.conv(stacked))).float().unflatten(1, (self.out_channels, 2))
+        mixed = torch.relu(self.bn(self.conv(stacked))).to(fft_dtype).unflatten(1, (self.out_channels, 2))
         with torch.autocast(device_type=x.device.type, enabled=False):
             out = torch.fft.irfftn(torch.complex(mixed[:, :, 0], mixed[:, :, 1]), s=(height, width), dim=(-2, -1),
                                    norm="ortho")

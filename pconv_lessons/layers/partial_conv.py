@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pconv_lessons.checks import check_batch, check_mask
+from pconv_lessons.checks import check_batch, check_dtype, check_image_values, check_mask
 
 
 class PartialConv2d(nn.Conv2d):
@@ -30,8 +30,9 @@ class PartialConv2d(nn.Conv2d):
     (N, in_channels, H, W) and the new mask (N, out_channels, H', W'). The mask may be soft
     (values in [0, 1]); ``sum(M)`` is then the sum of mask values in the window.
 
+    Hole entries of ``x`` (mask 0) are never read, so NaN or inf there is harmless; in known entries it is an error.
     Set ``check_mask_values = False`` on a layer whose masks come from another partial conv, to
-    skip the value-range check (a device sync on a GPU); shape checks always run.
+    skip the value checks of mask and ``x`` (each a device sync on a GPU); shape and dtype checks always run.
     """
 
     def __init__(
@@ -61,9 +62,13 @@ class PartialConv2d(nn.Conv2d):
         if x.shape[1] != self.in_channels:
             raise ValueError(f"x must have {self.in_channels} channels, got shape {tuple(x.shape)}")
         check_mask(mask, x, self.in_channels if self.multi_channel else 1, values=self.check_mask_values)
+        check_dtype(x, self, "x")
+        if self.check_mask_values:
+            check_image_values(x, "x", value_range=None, known=mask)
 
-        scale, new_mask = self.mask_scale(mask)
-        out = self._conv_forward(x * mask.to(x.dtype), self.weight, None)
+        scale, new_mask = self.mask_scale(mask, x.dtype)
+        # Select, don't multiply: NaN or inf in a hole would survive 0 · x.
+        out = self._conv_forward(torch.where(mask > 0, x * mask.to(x.dtype), 0.0), self.weight, None)
         # In place: the conv's backward needs its input and weights, not its output.
         out = out.mul_(scale)
         if self.bias is not None:
@@ -73,15 +78,17 @@ class PartialConv2d(nn.Conv2d):
         return out, new_mask.to(mask.dtype)
 
     @torch.no_grad()
-    def mask_scale(self, mask: Tensor) -> tuple[Tensor, Tensor]:
+    def mask_scale(self, mask: Tensor, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
         """Per output position: ``sum(1)/sum(M)`` where the window saw a known pixel (else 0), and the new mask.
 
-        Both are shaped (N, 1, H', W') and computed in float32, also under autocast, so the counts are exact.
+        Both are shaped (N, 1, H', W') and computed in float32, also under autocast, so the counts are exact;
+        in float64 when ``dtype`` (the features' dtype) is float64.
         """
+        precision = torch.float64 if dtype == torch.float64 else torch.float32
         with torch.autocast(device_type=mask.device.type, enabled=False):
             known = F.conv2d(
-                mask.float(), self.mask_kernel.float(), None, self.stride, self.padding, self.dilation
+                mask.to(precision), self.mask_kernel.to(precision), None, self.stride, self.padding, self.dilation
             )
         saw_known = known > 0
         scale = torch.where(saw_known, self.window_size / known, 0.0)
-        return scale, saw_known.float()
+        return scale, saw_known.to(precision)

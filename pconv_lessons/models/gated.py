@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from pconv_lessons.checks import check_batch, check_mask
+from pconv_lessons.checks import check_batch, check_image_values, check_inpainting_input, check_int, check_mask
 from pconv_lessons.layers.gated_conv import GatedConv2d, GatedUpsample
 
 DILATION_RATES = (2, 4, 8, 16)
@@ -80,8 +80,9 @@ class GatedGenerator(nn.Module):
 
     def __init__(self, base_channels: int = 48, sketch: bool = False, rates: tuple[int, ...] = DILATION_RATES) -> None:
         super().__init__()
-        if base_channels < 2 or base_channels % 2:
+        if check_int(base_channels, "base_channels", 2) % 2:
             raise ValueError(f"base_channels must be an even number >= 2, got {base_channels}")
+        rates = tuple(check_int(rate, "every dilation rate in rates", 1) for rate in rates)
         self.base_channels = base_channels
         self.sketch = sketch
         in_channels = 3 + 1 + 1 + int(sketch)
@@ -95,10 +96,7 @@ class GatedGenerator(nn.Module):
     def forward(
         self, image: Tensor, mask: Tensor, sketch: Tensor | None = None, return_coarse: bool = False
     ) -> Tensor | tuple[Tensor, Tensor]:
-        check_batch(image, "image")
-        if image.shape[1] != 3:
-            raise ValueError(f"image must have 3 channels (RGB), got shape {tuple(image.shape)}")
-        check_mask(mask, image)
+        check_inpainting_input(self, image, mask)
         guidance = self._guidance(image, mask, sketch)
 
         height, width = image.shape[-2:]
@@ -108,7 +106,7 @@ class GatedGenerator(nn.Module):
             image, mask = F.pad(image, pad, mode="replicate"), F.pad(mask, pad, mode="replicate")
             guidance = [F.pad(channel, pad, mode="replicate") for channel in guidance]
 
-        known = (2 * image - 1) * mask
+        known = torch.where(mask > 0, (2 * image - 1) * mask, 0.0)  # select: NaN/inf in a hole never leaks
         ones = torch.ones_like(mask)
         coarse = torch.tanh(self.coarse(torch.cat([known, ones, mask, *guidance], dim=1)))
         merged = known + coarse * (1 - mask)
@@ -128,7 +126,8 @@ class GatedGenerator(nn.Module):
         if sketch is None:
             return [torch.zeros_like(mask, dtype=image.dtype)]
         _check_sketch(sketch, image)
-        return [sketch.to(image.dtype) * (1 - mask.to(image.dtype))]
+        check_image_values(sketch, "sketch", (0.0, 1.0), known=mask < 1)  # read inside the hole only
+        return [torch.where(mask < 1, sketch.to(image.dtype) * (1 - mask.to(image.dtype)), 0.0)]
 
 
 class SNPatchDiscriminator(nn.Module):
@@ -140,8 +139,8 @@ class SNPatchDiscriminator(nn.Module):
 
     def __init__(self, base_channels: int = 64, n_layers: int = 6, sketch: bool = False) -> None:
         super().__init__()
-        if n_layers < 1:
-            raise ValueError(f"n_layers must be >= 1, got {n_layers}")
+        check_int(base_channels, "base_channels (the discriminator width; disc_channels in the trainer)", 1)
+        check_int(n_layers, "n_layers", 1)
         self.sketch = sketch
         widths = [base_channels * min(2**index, 4) for index in range(n_layers)]
         layers: list[nn.Module] = []

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from pconv_lessons.checks import check_batch, check_mask
+from pconv_lessons.checks import check_inpainting_input, check_int
 from pconv_lessons.layers.ffc import FFCBNAct, FFCResnetBlock
 
 DOWNSAMPLING_STEPS = 3
@@ -53,8 +53,7 @@ class LamaGenerator(nn.Module):
 
     def __init__(self, ngf: int = 64, n_blocks: int = 9, ratio: float = 0.75, down_padding: str = "reflect") -> None:
         super().__init__()
-        if ngf < 1 or n_blocks < 0:
-            raise ValueError(f"ngf must be positive and n_blocks non-negative, got ngf={ngf}, n_blocks={n_blocks}")
+        ngf, n_blocks = check_int(ngf, "ngf", 1), check_int(n_blocks, "n_blocks", 0)
         if down_padding not in ("reflect", "zeros"):
             raise ValueError(f"down_padding must be 'reflect' (LaMa) or 'zeros', got {down_padding!r}")
         self.ngf, self.n_blocks, self.ratio, self.down_padding = ngf, n_blocks, ratio, down_padding
@@ -81,14 +80,11 @@ class LamaGenerator(nn.Module):
         return f"ngf={self.ngf}, n_blocks={self.n_blocks}, ratio={self.ratio}"
 
     def forward(self, image: Tensor, mask: Tensor) -> Tensor:
-        check_batch(image, "image")
-        if image.shape[1] != 3:
-            raise ValueError(f"image must have 3 channels (RGB), got shape {tuple(image.shape)}")
-        check_mask(mask, image)
+        check_inpainting_input(self, image, mask)
         height, width = image.shape[-2:]
         if height < MIN_SIZE or width < MIN_SIZE:
             raise ValueError(f"image must be at least {MIN_SIZE}×{MIN_SIZE}, got {height}×{width}")
         hole = 1.0 - mask.to(image.dtype)
-        x = pad_symmetric(torch.cat([image * (1.0 - hole), hole], dim=1), MULTIPLE)
+        x = pad_symmetric(torch.cat([torch.where(hole < 1, image * (1.0 - hole), 0.0), hole], dim=1), MULTIPLE)
         out = self.head(self.up(self.body(self.down(self.stem(x)))))
         return out[..., :height, :width]

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pconv_lessons.checks import check_batch, check_mask
+from pconv_lessons.checks import check_inpainting_input, check_int
 from pconv_lessons.layers import PartialConv2d
 
 
@@ -123,8 +123,9 @@ class PConvUNet(nn.Module):
 
     ``image``: (N, 3, H, W), any H and W. ``mask``: (N, 1, H, W) or (N, 3, H, W), 1 = known, 0 = hole, validated
     once here (inner layers skip the value check; set ``check_mask_values = False`` to skip it here too, e.g. for
-    ``torch.compile`` without a graph break, when the masks are known to be valid). The hole content of ``image`` is
-    never read.
+    ``torch.compile`` without a graph break, when the masks are known to be valid; it skips the image value check
+    too). The hole content of ``image`` is never read (NaN or inf there is fine); known pixels must be finite and in
+    [0, 1], and ``image`` must have the parameters' dtype (float64 needs ``model.double()``).
 
     ``layer_size``: number of stride-2 encoder levels (7 for 256², 8 for 512²); ``base_channels``: width of
     enc_1 (64 in the paper; 8 or 16 give small models for CPU lessons and tests). ``convention``: the network's
@@ -138,10 +139,8 @@ class PConvUNet(nn.Module):
 
     def __init__(self, layer_size: int = 7, base_channels: int = 64, convention: str = "course") -> None:
         super().__init__()
-        if layer_size < 1:
-            raise ValueError(f"layer_size must be at least 1, got {layer_size}")
-        if base_channels < 1:
-            raise ValueError(f"base_channels must be at least 1, got {base_channels}")
+        layer_size = check_int(layer_size, "layer_size (inputs are padded to a multiple of 2**layer_size)", 1, 12)
+        base_channels = check_int(base_channels, "base_channels", 1)
         if convention not in CONVENTIONS:
             raise ValueError(f"convention must be one of {', '.join(map(repr, CONVENTIONS))}, got {convention!r}")
         self.layer_size = layer_size
@@ -210,10 +209,7 @@ class PConvUNet(nn.Module):
 
         Masks are single-channel after the first layer (all channels of a partial convolution's new mask agree).
         """
-        check_batch(image, "image")
-        if image.shape[1] != 3:
-            raise ValueError(f"image must have 3 channels (RGB), got shape {tuple(image.shape)}")
-        check_mask(mask, image, (1, 3), values=self.check_mask_values)
+        check_inpainting_input(self, image, mask, (1, 3), values=self.check_mask_values)
         image, mask = self._pad(*self._to_network(image, mask.to(image.dtype)))
 
         layers = [LayerOutput("input", image, mask)]

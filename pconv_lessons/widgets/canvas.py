@@ -2,7 +2,8 @@
 
 Coordinates. A point is ``(x, y)`` in image pixel units: ``x`` runs along a row (the column index),
 ``y`` down the image (the row index), and the centre of pixel ``(row r, column c)`` sits at
-``(x, y) = (c, r)``. Points may be fractional and may lie outside the image.
+``(x, y) = (c, r)``. Points may be fractional and may lie outside the image, however far (any finite
+float: a segment reaching far out is clipped exactly to the part that can touch the image).
 
 Rasterisation rule. A stroke through points p_0, …, p_k with brush size d (the brush's diameter in
 pixels) is the union of the capsules around the segments p_{i-1}p_i (a single point is a disc):
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 
 import numpy as np
 import torch
@@ -34,6 +36,8 @@ from pconv_lessons.masks import KINDS as MASK_KINDS
 from pconv_lessons.masks import generate
 
 Point = tuple[float, float]
+# Segments with an endpoint farther out than this are clipped to the image (plus the brush) before painting.
+_EXACT_CLIP_BEYOND = 2.0**20
 
 
 def capsule_coverage(height: int, width: int, start: Point, end: Point, radius: float) -> np.ndarray:
@@ -63,6 +67,30 @@ def _bounding_window(height: int, width: int, start: Point, end: Point, radius: 
     return slice(top, bottom + 1), slice(left, right + 1)
 
 
+def clip_segment(start: Point, end: Point, box: tuple[float, float, float, float]) -> tuple[Point, Point] | None:
+    """The part of the segment ``start``–``end`` inside ``box`` = (x_min, y_min, x_max, y_max), or ``None``.
+
+    Liang–Barsky clipping in exact rational arithmetic, so endpoints as large as 1e308 give the visible
+    part to float precision (plain float maths would overflow or lose every digit near the image).
+    """
+    (ax, ay), (bx, by) = (tuple(Fraction(value) for value in point) for point in (start, end))
+    t_enter, t_leave = Fraction(0), Fraction(1)
+    for origin, delta, low, high in ((ax, bx - ax, box[0], box[2]), (ay, by - ay, box[1], box[3])):
+        if delta == 0:
+            if not Fraction(low) <= origin <= Fraction(high):
+                return None
+            continue
+        t_low, t_high = sorted(((Fraction(low) - origin) / delta, (Fraction(high) - origin) / delta))
+        t_enter, t_leave = max(t_enter, t_low), min(t_leave, t_high)
+        if t_enter > t_leave:
+            return None
+
+    def at(t: Fraction) -> Point:
+        return float(ax + t * (bx - ax)), float(ay + t * (by - ay))
+
+    return at(t_enter), at(t_leave)
+
+
 def _check_points(points: Sequence[Sequence[float]]) -> list[Point]:
     try:
         checked = [(float(point[0]), float(point[1])) for point in points]
@@ -76,9 +104,16 @@ def _check_points(points: Sequence[Sequence[float]]) -> list[Point]:
     return checked
 
 
-def _check_brush(brush_size: float) -> float:
-    if isinstance(brush_size, bool) or not isinstance(brush_size, (int, float)) or not brush_size > 0:
-        raise ValueError(f"brush_size must be a positive number of pixels (the brush's diameter), got {brush_size!r}")
+def check_brush_size(brush_size: float) -> float:
+    """A brush diameter in pixels: a positive finite int or float; returns it as float."""
+    if (
+        isinstance(brush_size, bool)
+        or not isinstance(brush_size, (int, float))
+        or not 0 < brush_size < math.inf  # also rejects NaN
+    ):
+        raise ValueError(
+            f"brush_size must be a positive finite number of pixels (the brush's diameter), got {brush_size!r}"
+        )
     return float(brush_size)
 
 
@@ -95,7 +130,7 @@ class MaskCanvas:
             raise ValueError(f"max_history must be a positive integer, got {max_history!r}")
         self.height = height
         self.width = width
-        self.brush_size = _check_brush(brush_size)
+        self.brush_size = check_brush_size(brush_size)
         self.max_history = max_history
         self._hole = np.zeros((height, width), dtype=bool)
         self._undo: list[np.ndarray] = []
@@ -150,7 +185,7 @@ class MaskCanvas:
         making holes; ``continue_last=True`` adds to the previous undo step instead of starting a new one.
         """
         checked = _check_points(points)
-        radius = (self.brush_size if brush_size is None else _check_brush(brush_size)) / 2
+        radius = (self.brush_size if brush_size is None else check_brush_size(brush_size)) / 2
         if not (continue_last and self._undo):
             self._record()
         segments = list(zip(checked[:-1], checked[1:])) or [(checked[0], checked[0])]
@@ -159,6 +194,12 @@ class MaskCanvas:
         self._changed()
 
     def _paint(self, start: Point, end: Point, radius: float, value: bool) -> None:
+        if max(abs(v) for v in (*start, *end)) > _EXACT_CLIP_BEYOND:  # keep only what can reach the image, exactly
+            margin = radius + 1.0
+            clipped = clip_segment(start, end, (-margin, -margin, self.width - 1 + margin, self.height - 1 + margin))
+            if clipped is None:
+                return
+            start, end = clipped
         window = _bounding_window(self.height, self.width, start, end, radius)
         if window is None:
             return

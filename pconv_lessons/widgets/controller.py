@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pconv_lessons.widgets.canvas import MaskCanvas, Point
+from pconv_lessons.widgets.canvas import MaskCanvas, Point, check_brush_size
 
 
 class PointerController:
@@ -26,7 +26,7 @@ class PointerController:
 
     def __init__(self, canvas: MaskCanvas, brush_size: float | None = None, erase: bool = False):
         self.canvas = canvas
-        self.brush_size = canvas.brush_size if brush_size is None else brush_size
+        self.brush_size = canvas.brush_size if brush_size is None else check_brush_size(brush_size)
         self.erase = erase
         self._last: Point | None = None
 
@@ -48,16 +48,23 @@ class PointerController:
         return x, y
 
     def down(self, x: float, y: float) -> None:
-        """Press at image coordinates (x, y): a new stroke, one undo step, starting with a dot."""
-        self._last = (float(x), float(y))
-        self.canvas.stroke([self._last], brush_size=self.brush_size, erase=self.erase)
+        """Press at image coordinates (x, y): a new stroke, one undo step, starting with a dot.
+
+        A position that is not a finite number raises ``ValueError`` and starts no stroke."""
+        self._last = None
+        point = (float(x), float(y))
+        self.canvas.stroke([point], brush_size=self.brush_size, erase=self.erase)
+        self._last = point
 
     def move(self, x: float, y: float) -> None:
-        """Pointer moved to (x, y): while pressed, join it to the previous point by a capsule."""
+        """Pointer moved to (x, y): while pressed, join it to the previous point by a capsule.
+
+        A position that is not a finite number raises ``ValueError`` and ends the stroke (never stuck drawing)."""
         if self._last is None:
             return
+        previous, self._last = self._last, None
         point = (float(x), float(y))
-        self.canvas.stroke([self._last, point], brush_size=self.brush_size, erase=self.erase, continue_last=True)
+        self.canvas.stroke([previous, point], brush_size=self.brush_size, erase=self.erase, continue_last=True)
         self._last = point
 
     def up(self, x: float | None = None, y: float | None = None) -> None:
