@@ -141,8 +141,8 @@ def lama_np(rng: np.random.Generator, height: int, width: int, kind: str):
 def _strokes_np(rng: np.random.Generator, height: int, width: int, p: Irregular, scale: float) -> StrokeDraws:
     m = MAX_SEGMENTS
     strokes = int(rng.integers(p.min_times, p.max_times + 2))
-    highs = np.array([width, height, m] + [p.max_angle] * m + [p.max_len] * m + [p.max_width] * m)
-    table = rng.integers(0, highs, (strokes, len(highs))).astype(np.float64)  # every column uniform on 0…high−1
+    highs = np.array([width, height, m] + [p.max_angle] * m + [p.max_len] * m + [p.max_width] * m, dtype=np.float64)
+    table = np.floor(rng.random((strokes, len(highs))) * highs)  # every column uniform on 0…high−1
     table[:, 2] += 1  # 1…5 segments
     angle = table[:, 3:3 + m] + 0.01
     angle[::2] = LAMA_TWO_PI - angle[::2]  # every even-numbered stroke mirrored
@@ -161,13 +161,13 @@ def stroke_capsules_np(table: np.ndarray, owner: np.ndarray, height: int, width:
     """Capsules (K, 6) of the strokes in ``table`` (rows of ``StrokeDraws``), first column = ``owner``."""
     m = MAX_SEGMENTS
     angle, length, radius = table[:, 3:3 + m], table[:, 3 + m:3 + 2 * m], table[:, 3 + 2 * m:]
-    step_x, step_y = length * np.sin(angle), length * np.cos(angle)
-    xs = np.empty((len(table), m + 1))
-    ys = np.empty_like(xs)
-    xs[:, 0], ys[:, 0] = table[:, 0], table[:, 1]
-    for j in range(m):
-        xs[:, j + 1] = np.clip(np.trunc(xs[:, j] + step_x[:, j]), 0, width)
-        ys[:, j + 1] = np.clip(np.trunc(ys[:, j] + step_y[:, j]), 0, height)
+    step = np.stack([length * np.sin(angle), length * np.cos(angle)])  # (x, y) × strokes × segments
+    vertices = np.empty((2, len(table), m + 1))
+    vertices[:, :, 0] = table[:, :2].T
+    border = np.array([[width], [height]], dtype=np.float64)
+    for j in range(m):  # each vertex is clipped before the next step, as LaMa's loop does
+        np.minimum(np.maximum(np.trunc(vertices[:, :, j] + step[:, :, j]), 0), border, out=vertices[:, :, j + 1])
+    xs, ys = vertices
     valid = np.arange(m)[None, :] < table[:, 2:3]
     caps = np.stack([np.broadcast_to(owner[:, None], valid.shape), xs[:, :-1], ys[:, :-1], xs[:, 1:], ys[:, 1:],
                      radius], axis=-1)

@@ -39,9 +39,8 @@ class MaskDataset(Dataset):
     def __getitem__(self, index: int) -> Tensor:
         if not -self.length <= index < self.length:
             raise IndexError(f"mask index {index} out of range for a data set of {self.length} masks")
-        index %= self.length
         height, width = self.size
-        primitives = primitives_numpy(self.kind, [index], height, width, self.seed)
+        primitives = primitives_numpy(self.kind, [index % self.length], height, width, self.seed)
         return masks_of(primitives, 1, height, width, _CPU)[0]
 
 
