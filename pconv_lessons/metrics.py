@@ -45,6 +45,7 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 from tqdm.auto import tqdm
 
 from pconv_lessons.checks import check_batch, check_mask
+from pconv_lessons.losses import vgg16_cache_path
 from pconv_lessons.masks import PAPER_BUCKETS, generate_in_bucket, hole_ratio
 from pconv_lessons.models.compositing import composite
 
@@ -142,6 +143,42 @@ PAPER_METRICS: tuple[Metric, ...] = (
     Metric("PSNR (dB)", psnr, higher_is_better=True),
     Metric("SSIM", ssim, higher_is_better=True),
 )
+
+
+def lpips_available() -> bool:
+    """Whether LPIPS can run offline: torchvision's ImageNet VGG16 weights are in the torch cache."""
+    return vgg16_cache_path().is_file()
+
+
+@functools.lru_cache(maxsize=2)
+def _lpips_network(device: str) -> nn.Module:
+    from torchmetrics.functional.image.lpips import _NoTrainLpips
+
+    return _NoTrainLpips(net="vgg").to(device).eval()
+
+
+def lpips(pred: Tensor, target: Tensor) -> Tensor:
+    """LPIPS (Zhang et al., 2018), VGG16 variant, per image (N,): a distance between deep features, lower is closer.
+
+    Unit-normalised VGG16 features of both images at five depths, their squared differences weighted per channel
+    by LPIPS's learned linear layers (shipped inside torchmetrics), averaged over positions and summed over depths.
+    Images in [0, 1]. Needs the ImageNet VGG16 weights in the torch cache (``lpips_available()``); nothing is
+    downloaded here.
+    """
+    _check_pair(pred, target)
+    if not lpips_available():
+        raise FileNotFoundError(
+            f"LPIPS needs torchvision's ImageNet VGG16 weights at {vgg16_cache_path()} (the file VGG16Features("
+            "'imagenet') downloads); they are not there"
+        )
+    from torchmetrics.functional.image.lpips import _lpips_update
+
+    network = _lpips_network(str(pred.device))
+    with _no_autocast(pred.device):
+        return _lpips_update(_full_precision(pred).float(), _full_precision(target).float(), network, True).reshape(-1)
+
+
+LPIPS_METRIC = Metric("LPIPS", lpips, higher_is_better=False)
 
 
 def bucket_label(bucket: Bucket) -> str:

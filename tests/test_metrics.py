@@ -260,6 +260,22 @@ def test_bootstrap_interval_is_seeded_narrows_with_more_images_and_vanishes_for_
         metrics.evaluate_by_bucket({"mean": fill_with_mean}, noisy.new_zeros(1, 3, 8, 8), confidence=95)
 
 
+def test_lpips_without_the_vgg16_weights_says_where_they_belong(monkeypatch, tmp_path):
+    monkeypatch.setattr(metrics, "vgg16_cache_path", lambda: tmp_path / "vgg16-397923af.pth")
+    assert not metrics.lpips_available()
+    with pytest.raises(FileNotFoundError, match="vgg16-397923af.pth"):
+        metrics.lpips(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32))
+
+
+@pytest.mark.skipif(not metrics.lpips_available(), reason="needs the ImageNet VGG16 weights in the torch cache")
+def test_lpips_is_zero_for_identical_images_and_grows_with_noise():
+    image = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    noise = torch.randn(image.shape, generator=torch.Generator().manual_seed(1))
+    scores = [metrics.lpips((image + s * noise).clamp(0, 1), image) for s in (0.0, 0.05, 0.2)]
+    assert scores[0].shape == (2,) and torch.allclose(scores[0], torch.zeros(2), atol=1e-6)
+    assert (scores[1] < scores[2]).all()
+
+
 @pytest.mark.gpu
 def test_metrics_on_the_gpu_equal_the_cpu():
     _, target, pred, _ = next(noisy_pairs())
