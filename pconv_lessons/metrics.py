@@ -373,6 +373,11 @@ class BucketEvaluation:
             flags.append(row)
         return flags
 
+    def __repr__(self) -> str:
+        count = self.scores.shape[3]
+        return (f"BucketEvaluation({len(self.methods)} methods × {len(self.metrics)} metrics × {len(self.buckets)} buckets"
+                f" × {count} images; methods {', '.join(self.methods)})")
+
     def __str__(self) -> str:
         rows = [self._header()] + self._formatted_rows()
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
