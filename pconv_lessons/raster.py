@@ -14,8 +14,9 @@ the reference the tests use; on a GPU it is a fine way to draw a few strokes). T
 work by **scan lines** instead: a capsule is convex, so each pixel row cuts it in one interval of
 columns — the union of the intervals cut from its two end disks (``ax ± sqrt(r² − (y − ay)²)``) and
 from its rectangle body (two linear inequalities in x: the projection onto AB lies in [0, |AB|²] and
-the cross product is at most r·|AB|). NumPy then sets every pixel of every interval in one scatter
-(work ∝ covered pixels, a few masks at a time so that it stays in cache); torch writes +1 at each
+the cross product is at most r·|AB|). NumPy then sets every pixel of every interval in one scatter (work ∝
+pixels written, a few masks at a time so that it stays in cache) or, when overlapping intervals would write
+much of the image, marks them with the running sum described next; boxes are plain slices. torch writes +1 at each
 interval's start and −1 after its end into a difference array whose running sum counts the intervals
 covering each pixel (work ∝ pixels and no data-dependent sizes, which suits a GPU). Either way a whole
 batch of masks is drawn at once.
