@@ -1,4 +1,5 @@
-"""Mask generation speed: masks per second for every family, NumPy path vs batched torch (CPU, and CUDA if present).
+"""Mask generation speed: masks per second for every family, one at a time (``MaskDataset[i]``, what a DataLoader
+worker does), the NumPy batch path and batched torch (CPU, and CUDA if present).
 
     python benchmarks/masks.py                  # 256² and 512², all families
     python benchmarks/masks.py --sizes 256 --kinds lama_thin lama_medium lama_thick --count 512
@@ -17,7 +18,7 @@ import time
 
 import torch
 
-from pconv_lessons.masks import KINDS, generate
+from pconv_lessons.masks import KINDS, MaskDataset, generate
 
 
 def masks_per_second(kind: str, size: int, count: int, backend: str, device: str, repeats: int) -> tuple[float, float]:
@@ -37,6 +38,20 @@ def masks_per_second(kind: str, size: int, count: int, backend: str, device: str
     return count / best_wall, count / max(best_cpu, 1e-9)
 
 
+def items_per_second(kind: str, size: int, count: int, repeats: int) -> float:
+    """Masks per CPU second drawn one at a time, ``MaskDataset(kind, size)[i]``, best of ``repeats`` runs."""
+    data = MaskDataset(kind, size, length=(repeats + 1) * count, seed=0)
+    for index in range(count):  # warm-up
+        data[index]
+    best = float("inf")
+    for repeat in range(1, repeats + 1):
+        cpu = time.process_time()
+        for index in range(repeat * count, (repeat + 1) * count):
+            data[index]
+        best = min(best, time.process_time() - cpu)
+    return count / max(best, 1e-9)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
@@ -52,14 +67,15 @@ def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"CPU: {os.cpu_count()} cores, torch threads {args.threads}, 1-min load average {load:.1f}")
     print(f"CUDA: {torch.cuda.get_device_name() if cuda else 'not available'}")
-    header = (f"{'family':12s} {'size':>5s} {'numpy/s wall':>12s} {'numpy/s CPU':>12s} {'torch/s wall':>12s} "
-              f"{'torch/s CPU':>12s} {'torch/numpy':>11s}")
+    header = (f"{'family':12s} {'size':>5s} {'item/s CPU':>10s} {'numpy/s wall':>12s} {'numpy/s CPU':>12s} "
+              f"{'torch/s wall':>12s} {'torch/s CPU':>12s} {'torch/numpy':>11s}")
     print(header + (f" {'CUDA/s':>9s} {'CUDA/numpy':>10s}" if cuda else ""))
     for size in args.sizes:
         for kind in args.kinds:
+            item_cpu = items_per_second(kind, size, args.count, args.repeats)
             numpy_wall, numpy_cpu = masks_per_second(kind, size, args.count, "numpy", "cpu", args.repeats)
             torch_wall, torch_cpu = masks_per_second(kind, size, args.count, "torch", "cpu", args.repeats)
-            line = (f"{kind:12s} {size:5d} {numpy_wall:12.0f} {numpy_cpu:12.0f} {torch_wall:12.0f} {torch_cpu:12.0f} "
+            line = (f"{kind:12s} {size:5d} {item_cpu:10.0f} {numpy_wall:12.0f} {numpy_cpu:12.0f} {torch_wall:12.0f} {torch_cpu:12.0f} "
                     f"{torch_cpu / numpy_cpu:11.2f}")
             if cuda:
                 cuda_wall, _ = masks_per_second(kind, size, args.gpu_count, "torch", "cuda", args.repeats)

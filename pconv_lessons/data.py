@@ -1,4 +1,4 @@
-"""Images for the course: scikit-image's bundled colour photos (no download needed), image-file loading,
+"""Images for the course: the colour photos scikit-image and matplotlib ship (no download needed), image-file loading,
 and the (image, mask) training pairs built from them or from any folder of images.
 
 Images are float tensors shaped (3, H, W) with values in [0, 1]; masks (1, H, W) with 1 = known, 0 = hole.
@@ -20,15 +20,37 @@ from torch import Tensor
 
 from pconv_lessons.checks import check_int
 
-# Colour photos that ship inside scikit-image, by the loader that returns each one.
-_SAMPLE_LOADERS = {
-    "astronaut": lambda data: data.astronaut(),
-    "chelsea": lambda data: data.chelsea(),
-    "coffee": lambda data: data.coffee(),
-    "rocket": lambda data: data.rocket(),
-    "motorcycle": lambda data: data.stereo_motorcycle()[0],
-    "hubble": lambda data: data.hubble_deep_field(),
-    "immunohistochemistry": lambda data: data.immunohistochemistry(),
+
+def _skimage_photo(name: str) -> Callable[[], np.ndarray]:
+    def load() -> np.ndarray:
+        import skimage.data
+
+        photo = getattr(skimage.data, name)()
+        return photo[0] if name == "stereo_motorcycle" else photo
+
+    return load
+
+
+def _matplotlib_photo(file_name: str) -> Callable[[], np.ndarray]:
+    def load() -> np.ndarray:
+        from matplotlib import cbook
+
+        with Image.open(cbook.get_sample_data(file_name)) as image:
+            return np.asarray(image.convert("RGB"))
+
+    return load
+
+
+# Colour photos that ship inside scikit-image and matplotlib (no download needed), by the loader of each one.
+_SAMPLE_LOADERS: dict[str, Callable[[], np.ndarray]] = {
+    "astronaut": _skimage_photo("astronaut"),
+    "chelsea": _skimage_photo("chelsea"),
+    "coffee": _skimage_photo("coffee"),
+    "rocket": _skimage_photo("rocket"),
+    "motorcycle": _skimage_photo("stereo_motorcycle"),
+    "hubble": _skimage_photo("hubble_deep_field"),
+    "immunohistochemistry": _skimage_photo("immunohistochemistry"),
+    "grace_hopper": _matplotlib_photo("grace_hopper.jpg"),
 }
 SAMPLE_NAMES: tuple[str, ...] = tuple(_SAMPLE_LOADERS)
 
@@ -53,15 +75,14 @@ def to_tensor(array: np.ndarray) -> Tensor:
 def sample_images(names: Iterable[str] | None = None) -> dict[str, Tensor]:
     """The course's sample photos as ``{name: (3, H, W) float tensor in [0, 1]}``, in ``SAMPLE_NAMES`` order.
 
-    They are scikit-image's bundled colour photos, so they work offline. Sizes differ from photo to photo.
+    They are scikit-image's bundled colour photos and matplotlib's sample photo (Grace Hopper), so they work
+    offline. Sizes differ from photo to photo.
     """
-    import skimage.data
-
     wanted = SAMPLE_NAMES if names is None else tuple(names)
     unknown = [name for name in wanted if name not in _SAMPLE_LOADERS]
     if unknown:
         raise ValueError(f"unknown sample image(s) {unknown}; choose from {list(SAMPLE_NAMES)}")
-    return {name: to_tensor(_SAMPLE_LOADERS[name](skimage.data)) for name in wanted}
+    return {name: to_tensor(_SAMPLE_LOADERS[name]()) for name in wanted}
 
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -130,10 +151,11 @@ def image_files(root: str | Path) -> list[Path]:
 # split the indices any way they like, and resuming a run only needs the index of the next sample.
 # --------------------------------------------------------------------------------------------------
 
-# Whole photos held out of training, so evaluation sees pictures the model has never seen.
+# Whole photos held out of training, so evaluation sees pictures the model has never seen: every photo the
+# installed packages ship besides the training five (scikit-image's chelsea and coffee, matplotlib's Grace Hopper).
 SAMPLE_SPLITS: dict[str, tuple[str, ...]] = {
     "train": ("astronaut", "rocket", "motorcycle", "hubble", "immunohistochemistry"),
-    "test": ("chelsea", "coffee"),
+    "test": ("chelsea", "coffee", "grace_hopper"),
 }
 
 MaskFn = Callable[[int, int], Tensor]
@@ -293,7 +315,7 @@ class SamplePatches(InpaintingPairs):
     """Random square patches of the shipped sample photos, with masks (the course's offline training set).
 
     ``split="train"`` uses the photos in ``SAMPLE_SPLITS["train"]``; ``split="test"`` the held-out
-    ``SAMPLE_SPLITS["test"]`` (chelsea and coffee), never seen in training. Each patch comes from a copy
+    ``SAMPLE_SPLITS["test"]`` (chelsea, coffee and grace_hopper), never seen in training. Each patch comes from a copy
     of the photo scaled by a factor drawn in ``scale`` (1 = native resolution; the lower end is raised
     where needed so the patch fits), so the model sees both fine texture and whole objects.
     """

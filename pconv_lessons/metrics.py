@@ -23,12 +23,18 @@ Evaluation by bucket (NVIDIA's PConv test protocol): masks are grouped by hole r
 (0.01, 0.1], (0.1, 0.2], …, (0.5, 0.6]; every method ``(image, mask) -> prediction`` sees the image with
 its holes zeroed, its prediction is clipped to [0, 1] (the image a user sees) and composited (known pixels from the
 ground truth, holes from the prediction), and the composite is scored against the ground truth over the whole image.
+
+Every mean in the table comes with a 95 % percentile-bootstrap interval over the images (patches): the images
+of a bucket are resampled with replacement ``resamples`` times from a fixed seed, the same draws for every
+method and metric, and the interval is the middle 95 % of the resampled means. It says how much the mean
+would move on another set of patches like these; it does not cover a change of data set or of training run.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import html
 import io
 import math
@@ -43,6 +49,7 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 from tqdm.auto import tqdm
 
 from pconv_lessons.checks import check_batch, check_image, check_image_values, check_int, check_mask, check_not_empty
+from pconv_lessons.losses import vgg16_cache_path
 from pconv_lessons.masks import PAPER_BUCKETS, generate_in_bucket, hole_ratio
 from pconv_lessons.models.compositing import composite
 
@@ -149,6 +156,42 @@ PAPER_METRICS: tuple[Metric, ...] = (
 )
 
 
+def lpips_available() -> bool:
+    """Whether LPIPS can run offline: torchvision's ImageNet VGG16 weights are in the torch cache."""
+    return vgg16_cache_path().is_file()
+
+
+@functools.lru_cache(maxsize=2)
+def _lpips_network(device: str) -> nn.Module:
+    from torchmetrics.functional.image.lpips import _NoTrainLpips
+
+    return _NoTrainLpips(net="vgg").to(device).eval()
+
+
+def lpips(pred: Tensor, target: Tensor) -> Tensor:
+    """LPIPS (Zhang et al., 2018), VGG16 variant, per image (N,): a distance between deep features, lower is closer.
+
+    Unit-normalised VGG16 features of both images at five depths, their squared differences weighted per channel
+    by LPIPS's learned linear layers (shipped inside torchmetrics), averaged over positions and summed over depths.
+    Images in [0, 1]. Needs the ImageNet VGG16 weights in the torch cache (``lpips_available()``); nothing is
+    downloaded here.
+    """
+    _check_pair(pred, target, (0.0, 1.0))
+    if not lpips_available():
+        raise FileNotFoundError(
+            f"LPIPS needs torchvision's ImageNet VGG16 weights at {vgg16_cache_path()} (the file VGG16Features("
+            "'imagenet') downloads); they are not there"
+        )
+    from torchmetrics.functional.image.lpips import _lpips_update
+
+    network = _lpips_network(str(pred.device))
+    with _no_autocast(pred.device):
+        return _lpips_update(_full_precision(pred).float(), _full_precision(target).float(), network, True).reshape(-1)
+
+
+LPIPS_METRIC = Metric("LPIPS", lpips, higher_is_better=False)
+
+
 def bucket_label(bucket: Bucket) -> str:
     low, high = bucket
     return f"({low:g}, {high:g}]"
@@ -220,6 +263,9 @@ class BucketEvaluation:
     metrics: tuple[Metric, ...]
     buckets: tuple[Bucket, ...]
     scores: Tensor
+    confidence: float = 0.95
+    resamples: int = 1000
+    bootstrap_seed: int = 0
 
     @property
     def row_labels(self) -> tuple[str, ...]:
@@ -231,8 +277,36 @@ class BucketEvaluation:
         overall = self.scores.flatten(2).mean(dim=2, keepdim=True)
         return torch.cat([per_bucket, overall], dim=2).permute(2, 1, 0).numpy()
 
-    def value(self, row: str | Bucket, metric: str, method: str) -> float:
-        """One cell, e.g. ``value((0.5, 0.6), "PSNR (dB)", "biharmonic")`` or ``value("all", "SSIM", "pconv")``."""
+    @functools.cached_property
+    def _resampled_means(self) -> Tensor:
+        """Bootstrap means (methods, metrics, rows, resamples): images drawn with replacement within each bucket.
+
+        The same draws serve every method and metric; the "all" row averages the resampled bucket means (every
+        bucket holds one mask per image, so this is the mean over all pairs).
+        """
+        generator = torch.Generator().manual_seed(self.bootstrap_seed)
+        count = self.scores.shape[3]
+        means = []
+        for b in range(len(self.buckets)):
+            draws = torch.randint(0, count, (self.resamples, count), generator=generator)
+            means.append(self.scores[:, :, b, draws].mean(dim=-1))  # (methods, metrics, resamples)
+        per_bucket = torch.stack(means, dim=2)
+        return torch.cat([per_bucket, per_bucket.mean(dim=2, keepdim=True)], dim=2)
+
+    def intervals(self) -> np.ndarray:
+        """Percentile-bootstrap intervals of the table's means at ``confidence``: (rows, metrics, methods, 2) = low, high."""
+        tail = (1 - self.confidence) / 2
+        levels = torch.tensor([tail, 1 - tail], dtype=torch.float64)
+        bounds = torch.quantile(self._resampled_means, levels, dim=-1)  # (2, methods, metrics, rows)
+        return bounds.permute(3, 2, 1, 0).numpy()
+
+    def interval(self, row: str | Bucket, metric: str, method: str) -> tuple[float, float]:
+        """The (low, high) bootstrap interval of one cell of the table (see ``value``)."""
+        r, k, m = self._cell(row, metric, method)
+        low, high = self.intervals()[r, k, m]
+        return float(low), float(high)
+
+    def _cell(self, row: str | Bucket, metric: str, method: str) -> tuple[int, int, int]:
         label = row if isinstance(row, str) else bucket_label(row)
         if label not in self.row_labels:
             raise ValueError(f"unknown row {row!r}; rows are {list(self.row_labels)}")
@@ -241,7 +315,11 @@ class BucketEvaluation:
             raise ValueError(f"unknown metric {metric!r}; metrics are {names}")
         if method not in self.methods:
             raise ValueError(f"unknown method {method!r}; methods are {list(self.methods)}")
-        return float(self.table()[self.row_labels.index(label), names.index(metric), self.methods.index(method)])
+        return self.row_labels.index(label), names.index(metric), self.methods.index(method)
+
+    def value(self, row: str | Bucket, metric: str, method: str) -> float:
+        """One cell, e.g. ``value((0.5, 0.6), "PSNR (dB)", "biharmonic")`` or ``value("all", "SSIM", "pconv")``."""
+        return float(self.table()[self._cell(row, metric, method)])
 
     def per_image(self, metric: str, method: str) -> Tensor:
         """Scores of one metric and method, shaped (buckets, images)."""
@@ -252,22 +330,30 @@ class BucketEvaluation:
         return ["bucket"] + [f"{metric.name} {method}" for metric in self.metrics for method in self.methods]
 
     def _formatted_rows(self) -> list[list[str]]:
-        table = self.table()
-        formats = ["{:.4f}" if metric.name == "SSIM" else "{:.2f}" for metric in self.metrics]
+        """Cells "mean [low, high]" (the bootstrap interval in brackets)."""
+        table, bounds = self.table(), self.intervals()
+        formats = ["{:.3f}" if metric.name == "SSIM" else "{:.2f}" for metric in self.metrics]
+
+        def cell(r: int, k: int, m: int) -> str:
+            low, high = (formats[k].format(v) for v in bounds[r, k, m])
+            return f"{formats[k].format(table[r, k, m])} [{low}, {high}]"
+
         return [
-            [label]
-            + [formats[k].format(table[r, k, m]) for k in range(len(self.metrics)) for m in range(len(self.methods))]
+            [label] + [cell(r, k, m) for k in range(len(self.metrics)) for m in range(len(self.methods))]
             for r, label in enumerate(self.row_labels)
         ]
 
     def to_csv(self, path: str | Path | None = None) -> str:
-        """The table as CSV (full precision), written to ``path`` if given; returns the text."""
-        table = self.table()
+        """The table as CSV (full precision), then the interval bounds, written to ``path`` if given; returns the text."""
+        table, bounds = self.table(), self.intervals()
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(self._header())
+        pct = f"{100 * self.confidence:g}%"
+        cells = self._header()[1:]
+        writer.writerow(self._header() + [f"{c} {pct} low" for c in cells] + [f"{c} {pct} high" for c in cells])
         for r, label in enumerate(self.row_labels):
-            writer.writerow([label] + [repr(float(value)) for value in table[r].reshape(-1)])
+            values = list(table[r].reshape(-1)) + list(bounds[r, ..., 0].reshape(-1)) + list(bounds[r, ..., 1].reshape(-1))
+            writer.writerow([label] + [repr(float(value)) for value in values])
         text = buffer.getvalue()
         if path is not None:
             Path(path).write_text(text)
@@ -298,6 +384,11 @@ class BucketEvaluation:
             flags.append(row)
         return flags
 
+    def __repr__(self) -> str:
+        count = self.scores.shape[3]
+        return (f"BucketEvaluation({len(self.methods)} methods × {len(self.metrics)} metrics × {len(self.buckets)} buckets"
+                f" × {count} images; methods {', '.join(self.methods)})")
+
     def __str__(self) -> str:
         rows = [self._header()] + self._formatted_rows()
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -321,6 +412,8 @@ class BucketEvaluation:
             "<table><thead>"
             f'<tr><th rowspan="2">hole ratio</th>{head_metrics}</tr><tr>{head_methods}</tr>'
             f"</thead><tbody>{''.join(body)}</tbody></table>"
+            f"<p>mean [{100 * self.confidence:g} % bootstrap interval over the {self.scores.shape[3]} images of a "
+            f"bucket, {self.resamples} resamples]</p>"
         )
 
 
@@ -334,6 +427,9 @@ def evaluate_by_bucket(
     batch_size: int = 8,
     metrics: Sequence[Metric] = PAPER_METRICS,
     progress: bool = False,
+    confidence: float = 0.95,
+    resamples: int = 1000,
+    bootstrap_seed: int = 0,
 ) -> BucketEvaluation:
     """Score every method on every image with one mask per bucket; returns per-image scores and the table.
 
@@ -343,12 +439,18 @@ def evaluate_by_bucket(
     paired with the images in order; by default ``bucket_masks(N, (H, W), kind, seed)`` on the images' device.
     The result is deterministic given the masks (hence the seed) and deterministic methods. ``progress`` shows a
     tqdm bar over (method, bucket) pairs. A pair whose composite equals the ground truth has PSNR ``inf``.
+    Each mean gets a ``confidence`` percentile-bootstrap interval over the images, ``resamples`` draws seeded by
+    ``bootstrap_seed`` (``BucketEvaluation.intervals``).
     """
     check_image(images, "images", channels=3)
     check_not_empty(images, "images")
     if not methods:
         raise ValueError("evaluate_by_bucket needs at least one method, e.g. {'biharmonic': baselines.biharmonic}")
     batch_size = check_int(batch_size, "batch_size", 1)
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), e.g. 0.95, got {confidence!r}")
+    if not isinstance(resamples, int) or resamples < 1:
+        raise ValueError(f"resamples must be an int ≥ 1, e.g. 1000, got {resamples!r}")
     if masks is None:
         masks = bucket_masks(images.shape[0], tuple(images.shape[-2:]), kind=kind, seed=seed, device=images.device)
     if not masks:
@@ -371,4 +473,5 @@ def evaluate_by_bucket(
                         scores[m, k, b, batch] = metric(result, image).double().cpu()
                 bar.update()
     bar.close()
-    return BucketEvaluation(methods=tuple(methods), metrics=tuple(metrics), buckets=buckets, scores=scores)
+    return BucketEvaluation(methods=tuple(methods), metrics=tuple(metrics), buckets=buckets, scores=scores,
+                            confidence=confidence, resamples=resamples, bootstrap_seed=bootstrap_seed)

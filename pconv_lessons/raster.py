@@ -14,8 +14,9 @@ the reference the tests use; on a GPU it is a fine way to draw a few strokes). T
 work by **scan lines** instead: a capsule is convex, so each pixel row cuts it in one interval of
 columns — the union of the intervals cut from its two end disks (``ax ± sqrt(r² − (y − ay)²)``) and
 from its rectangle body (two linear inequalities in x: the projection onto AB lies in [0, |AB|²] and
-the cross product is at most r·|AB|). NumPy then sets every pixel of every interval in one scatter
-(work ∝ covered pixels, a few masks at a time so that it stays in cache); torch writes +1 at each
+the cross product is at most r·|AB|). NumPy then sets every pixel of every interval in one scatter (work ∝
+pixels written, a few masks at a time so that it stays in cache) or, when overlapping intervals would write
+much of the image, marks them with the running sum described next; boxes are plain slices. torch writes +1 at each
 interval's start and −1 after its end into a difference array whose running sum counts the intervals
 covering each pixel (work ∝ pixels and no data-dependent sizes, which suits a GPU). Either way a whole
 batch of masks is drawn at once.
@@ -39,6 +40,9 @@ from torch import Tensor
 # torch this many, so that a large GPU batch (e.g. 8192 masks at 512²) fits in memory.
 _CHUNK_PIXELS = 1 << 20
 TORCH_CHUNK_PIXELS = 1 << 26
+# Above this share of the image in pixels written, NumPy marks spans with a running sum instead of a scatter
+# (measured break-even: about a third of the image for one 256² mask).
+_SCATTER_SHARE = 0.35
 
 # A segment exactly parallel to an axis gets this (pixel-scale) nudge, so the body's two constraints are
 # always intervals in x; it turns the segment by ~1e-12 rad, which moves no pixel centre off a boundary.
@@ -46,74 +50,88 @@ _AXIS_NUDGE = 1e-12
 
 
 def _capsule_constants_np(caps: np.ndarray) -> np.ndarray:
-    """Per capsule, what every one of its rows needs: [ax, ay, bx, by, r², s1, lo1, hi1, s2, half2].
+    """Per capsule (columns), what every one of its rows needs: rows [ax, ay, bx, by, r², s1, lo1, hi1, s2, half2].
 
     In X = x − ax and dya = row − ay, the rectangle body is the intersection of
     0 ≤ X·dx + dya·dy ≤ |AB|²   →   X ∈ −dya·s1 + [lo1, hi1],   s1 = dy/dx, {lo1, hi1} = {0, |AB|²/dx};
     |X·dy − dya·dx| ≤ r·|AB|   →   X ∈ dya·s2 ± half2,          s2 = dx/dy, half2 = r·|AB|/|dy|.
     """
-    ax, ay, bx, by, r = (caps[:, i] for i in range(1, 6))
+    _, ax, ay, bx, by, r = caps.T
     dx, dy = bx - ax, by - ay
     length = np.hypot(dx, dy)
     dx = np.where(dx == 0, _AXIS_NUDGE, dx)
     dy = np.where(dy == 0, _AXIS_NUDGE, dy)
     end = length * length / dx
-    return np.column_stack([ax, ay, bx, by, r * r, dy / dx, np.minimum(end, 0), np.maximum(end, 0),
-                            dx / dy, r * length / np.abs(dy)])
+    return np.stack([ax, ay, bx, by, r * r, dy / dx, np.minimum(end, 0), np.maximum(end, 0), dx / dy,
+                     r * length / np.abs(dy)])
 
 
 def _capsule_row_intervals_np(constants: np.ndarray, rows: np.ndarray):
-    """Column interval [left, right] (real-valued) that each capsule cuts from its pixel row (empty: left > right).
+    """Column interval [left, right] (real-valued) that each capsule cuts from its pixel row (empty: NaN or left > right).
 
-    The union of the intervals cut from the two end discs (ax ± √(r² − dya²)) and from the body.
+    The union of the intervals cut from the two end discs (ax ± √(r² − dya²); NaN where the row misses the disc)
+    and from the body (set to NaN where empty); ``fmin``/``fmax`` skip the NaNs.
     """
-    ax, ay, bx, by, r2, s1, lo1, hi1, s2, half2 = constants.T
-    dya, dyb = rows - ay, rows - by
-    reach_a, reach_b = r2 - dya * dya, r2 - dyb * dyb
-    ha, hb = np.sqrt(np.maximum(reach_a, 0.0)), np.sqrt(np.maximum(reach_b, 0.0))
-    left = np.minimum(np.where(reach_a >= 0, ax - ha, np.inf), np.where(reach_b >= 0, bx - hb, np.inf))
-    right = np.maximum(np.where(reach_a >= 0, ax + ha, -np.inf), np.where(reach_b >= 0, bx + hb, -np.inf))
-    shift1, centre2 = -dya * s1, dya * s2
-    body_left = np.maximum(shift1 + lo1, centre2 - half2) + ax
-    body_right = np.minimum(shift1 + hi1, centre2 + half2) + ax
-    body = body_left <= body_right
-    return np.where(body, np.minimum(left, body_left), left), np.where(body, np.maximum(right, body_right), right)
+    ax, ay, bx, by, r2, s1, lo1, hi1, s2, half2 = constants
+    dya = rows - ay
+    dyb = rows - by
+    with np.errstate(invalid="ignore"):
+        ha, hb = np.sqrt(r2 - dya * dya), np.sqrt(r2 - dyb * dyb)
+    shift1, centre2 = dya * s1, dya * s2
+    body_left = np.maximum(lo1 - shift1, centre2 - half2)
+    body_right = np.minimum(hi1 - shift1, centre2 + half2)
+    empty = body_left > body_right
+    body_left[empty] = np.nan
+    body_right[empty] = np.nan
+    left = np.fmin(np.fmin(ax - ha, bx - hb), body_left + ax)
+    right = np.fmax(np.fmax(ax + ha, bx + hb), body_right + ax)
+    return left, right
 
 
 def _fill_spans_np(mask_index, rows, c0, c1, out: np.ndarray, value) -> None:
-    """Write ``value`` into every pixel of every column span [c0, c1] on (mask, row) of ``out`` (n, H, W), in one scatter."""
+    """Write ``value`` into every pixel of every column span [c0, c1] on (mask, row) of ``out`` (n, H, W).
+
+    Spans overlap (neighbouring segments of a stroke share their caps). While they write fewer pixels than
+    ``_SCATTER_SHARE`` of the image, one scatter sets them (work ∝ pixels written); otherwise a difference
+    array — +1 where a span starts, −1 just after it ends — and its running sum mark the covered pixels
+    (work ∝ image size, whatever the overlap).
+    """
     _, height, width = out.shape
     starts = (mask_index * height + rows) * width + c0
     lengths = c1 - c0 + 1
-    offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
-    out.reshape(-1)[np.arange(len(offsets)) + offsets] = value
+    flat = out.reshape(-1)
+    if lengths.sum() < _SCATTER_SHARE * flat.size:
+        offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+        offsets += np.arange(len(offsets))
+        flat[offsets] = value
+        return
+    boundaries = np.bincount(starts, minlength=flat.size + 1) - np.bincount(starts + lengths, minlength=flat.size + 1)
+    np.copyto(flat, value, where=np.cumsum(boundaries[:-1]) > 0)
 
 
 def _capsule_spans_np(caps: np.ndarray, height: int, width: int):
+    if (caps[:, 5] < 0).any():
+        caps = caps[caps[:, 5] >= 0]
     ay, by, r = caps[:, 2], caps[:, 4], caps[:, 5]
-    keep = r >= 0
-    caps, ay, by, r = caps[keep], ay[keep], by[keep], r[keep]
-    top = np.clip(np.ceil(np.minimum(ay, by) - r), 0, height).astype(np.int64)
-    bottom = np.clip(np.floor(np.maximum(ay, by) + r), -1, height - 1).astype(np.int64)
+    top = np.maximum(np.ceil(np.minimum(ay, by) - r), 0).astype(np.int64)
+    bottom = np.minimum(np.floor(np.maximum(ay, by) + r), height - 1).astype(np.int64)
     counts = np.maximum(bottom - top + 1, 0)
     owner = np.repeat(np.arange(len(caps)), counts)
-    rows = top[owner] + np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
-    left, right = _capsule_row_intervals_np(_capsule_constants_np(caps)[owner], rows.astype(np.float64))
-    c0 = np.clip(np.ceil(left), 0, width)
-    c1 = np.clip(np.floor(right), -1, width - 1)
-    ok = c0 <= c1
+    rows = np.arange(len(owner)) + np.repeat(top - (np.cumsum(counts) - counts), counts)
+    left, right = _capsule_row_intervals_np(_capsule_constants_np(caps)[:, owner], rows.astype(np.float64))
+    c0 = np.maximum(np.ceil(left), 0)  # np.maximum/np.minimum: np.clip's Python wrapper costs more on small arrays
+    c1 = np.minimum(np.floor(right), width - 1)
+    ok = c0 <= c1  # False where NaN
     return caps[owner[ok], 0].astype(np.int64), rows[ok], c0[ok].astype(np.int64), c1[ok].astype(np.int64)
 
 
-def _box_spans_np(boxes: np.ndarray, height: int, width: int):
-    c0 = np.clip(np.ceil(boxes[:, 1]), 0, width).astype(np.int64)
-    c1 = np.clip(np.ceil(boxes[:, 3]) - 1, -1, width - 1).astype(np.int64)
-    top = np.clip(np.ceil(boxes[:, 2]), 0, height).astype(np.int64)
-    bottom = np.clip(np.ceil(boxes[:, 4]) - 1, -1, height - 1).astype(np.int64)
-    counts = np.where(c0 <= c1, np.maximum(bottom - top + 1, 0), 0)
-    owner = np.repeat(np.arange(len(boxes)), counts)
-    rows = top[owner] + np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
-    return boxes[owner, 0].astype(np.int64), rows, c0[owner], c1[owner]
+def _fill_boxes_np(boxes: np.ndarray, out: np.ndarray, value) -> None:
+    """Write ``value`` into the pixels of every box [mask, x0, y0, x1, y1] (centres x0 ≤ col < x1, y0 ≤ row < y1)."""
+    _, height, width = out.shape
+    for mask, x0, y0, x1, y1 in boxes.tolist():  # a slice per box: a few boxes per mask
+        c0, c1 = (min(max(math.ceil(x), 0), width) for x in (x0, x1))
+        r0, r1 = (min(max(math.ceil(y), 0), height) for y in (y0, y1))
+        out[int(mask), r0:r1, c0:c1] = value
 
 
 def _grown_np(caps: np.ndarray, boxes: np.ndarray, grow: np.ndarray | None):
@@ -145,14 +163,15 @@ def rasterise_numpy(
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 5)
     capsules, boxes = _grown_np(capsules, boxes, grow)
     out = np.ones((n, height, width), dtype=np.float32) if as_masks else np.zeros((n, height, width), dtype=bool)
+    value = 0.0 if as_masks else True
     per_chunk = max(1, _CHUNK_PIXELS // (height * width))
-    for first in range(0, n, per_chunk):
+    for first in range(0, n if len(capsules) else 0, per_chunk):
         last = min(n, first + per_chunk)
-        caps = capsules[(capsules[:, 0] >= first) & (capsules[:, 0] < last)]
-        bxs = boxes[(boxes[:, 0] >= first) & (boxes[:, 0] < last)]
-        caps_spans, box_spans = _capsule_spans_np(caps, height, width), _box_spans_np(bxs, height, width)
-        mask_index, rows, c0, c1 = (np.concatenate(parts) for parts in zip(caps_spans, box_spans))
-        _fill_spans_np(mask_index - first, rows, c0, c1, out[first:last], 0.0 if as_masks else True)
+        caps = capsules if n <= per_chunk else capsules[(capsules[:, 0] >= first) & (capsules[:, 0] < last)]
+        if len(caps):
+            mask_index, rows, c0, c1 = _capsule_spans_np(caps, height, width)
+            _fill_spans_np(mask_index - first, rows, c0, c1, out[first:last], value)
+    _fill_boxes_np(boxes, out, value)
     return out
 
 

@@ -280,14 +280,19 @@ def compare_methods(
 
 
 def plot_bucket_scores(evaluation, metric_names: Sequence[str] | None = None) -> Figure:
-    """One panel per metric of a ``metrics.BucketEvaluation``: mean score per hole-ratio bucket, one line per method."""
+    """One panel per metric of a ``metrics.BucketEvaluation``: mean score per hole-ratio bucket, one line per
+    method, with its bootstrap interval as an error bar."""
     names = [metric.name for metric in evaluation.metrics] if metric_names is None else list(metric_names)
     labels = evaluation.row_labels[:-1]
+    bounds = evaluation.intervals()[:-1]  # (buckets, metrics, methods, 2)
+    all_names = [metric.name for metric in evaluation.metrics]
     figure, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.2), squeeze=False)
     for axis, name in zip(axes.flat, names):
-        for method in evaluation.methods:
+        for m, method in enumerate(evaluation.methods):
             means = evaluation.per_image(name, method).mean(dim=1).numpy()
-            axis.plot(range(len(labels)), means, marker="o", label=method)
+            low, high = bounds[:, all_names.index(name), m].T
+            axis.errorbar(range(len(labels)), means, yerr=[means - low, high - means], marker="o", capsize=3,
+                          label=method)
         axis.set_xticks(range(len(labels)))
         axis.set_xticklabels(labels, rotation=30, fontsize=8)
         axis.set_xlabel("hole ratio")

@@ -42,7 +42,7 @@ def _is_window_of(patch, photo):
 
 def test_test_split_patches_come_from_the_held_out_photos():
     patches = SamplePatches(32, split="test", mask_fn=half_hole, scale=(1.0, 1.0))
-    assert patches.names == SAMPLE_SPLITS["test"] and len(patches) == 2
+    assert patches.names == SAMPLE_SPLITS["test"] and len(patches) == 3
     for index in range(3):
         image, _ = patches[index]
         # At scale 1 a test crop is a verbatim (unflipped) window of a held-out photo.

@@ -189,11 +189,13 @@ def test_table_renders_and_saves(tmp_path):
     text = result.to_csv(tmp_path / "table.csv")
     assert (tmp_path / "table.csv").read_text() == text
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0] == [
+    assert rows[0][:7] == [
         "bucket", "L1 (%) mean", "L1 (%) grey", "PSNR (dB) mean", "PSNR (dB) grey", "SSIM mean", "SSIM grey"
     ]
+    assert rows[0][7] == "L1 (%) mean 95% low" and rows[0][-1] == "SSIM grey 95% high" and len(rows[0]) == 19
     assert [row[0] for row in rows[1:]] == list(result.row_labels)
     assert float(rows[7][5]) == result.value("all", "SSIM", "mean")
+    assert (float(rows[7][11]), float(rows[7][17])) == result.interval("all", "SSIM", "mean")
     markdown = result.to_markdown(tmp_path / "table.md")
     assert markdown.count("\n") == 9 and markdown.count("**") >= 2 * 3 * 7
     page = result._repr_html_()
@@ -218,6 +220,60 @@ def test_evaluation_is_deterministic_and_rejects_bad_masks_and_methods():
         metrics.evaluate_by_bucket({}, images, masks)
     with pytest.raises(ValueError, match="unknown metric"):
         first.value("all", "MSE", "mean")
+
+
+def _evaluation_of(scores: torch.Tensor, **kwargs) -> metrics.BucketEvaluation:
+    """A BucketEvaluation of given per-image scores (methods, metrics, buckets, images), no model run."""
+    methods = tuple(f"m{i}" for i in range(scores.shape[0]))
+    return metrics.BucketEvaluation(methods, metrics.PAPER_METRICS[: scores.shape[1]],
+                                    tuple(SIX_BUCKETS[: scores.shape[2]]), scores.double(), **kwargs)
+
+
+def test_bootstrap_interval_matches_a_loop_over_resamples_and_the_normal_approximation():
+    scores = torch.randn(1, 1, 2, 400, generator=torch.Generator().manual_seed(0), dtype=torch.float64) + 10
+    result = _evaluation_of(scores, resamples=2000, bootstrap_seed=3)
+    # Brute force: the same draws, one resample at a time.
+    generator = torch.Generator().manual_seed(3)
+    by_loop = []
+    for b in range(2):
+        draws = torch.randint(0, 400, (2000, 400), generator=generator)
+        by_loop.append(torch.stack([scores[0, 0, b, row].mean() for row in draws]))
+    low, high = torch.quantile(by_loop[1], torch.tensor([0.025, 0.975], dtype=torch.float64))
+    assert result.interval(SIX_BUCKETS[1], "L1 (%)", "m0") == pytest.approx((float(low), float(high)))
+    # Normal approximation: mean ± 1.96 · sd / √n.
+    half = 1.96 * scores[0, 0, 0].std() / 20
+    low, high = result.interval(SIX_BUCKETS[0], "L1 (%)", "m0")
+    assert low < result.value(SIX_BUCKETS[0], "L1 (%)", "m0") < high
+    assert (high - low) / 2 == pytest.approx(float(half), rel=0.15)
+
+
+def test_bootstrap_interval_is_seeded_narrows_with_more_images_and_vanishes_for_constant_scores():
+    noisy = torch.rand(1, 1, 1, 1024, generator=torch.Generator().manual_seed(1))
+    width = lambda result: np.diff(result.intervals()[0, 0, 0])[0]  # noqa: E731
+    small, large = _evaluation_of(noisy[..., :64]), _evaluation_of(noisy)
+    assert width(large) < 0.5 * width(small)  # √(1024/64) = 4
+    assert np.array_equal(_evaluation_of(noisy).intervals(), large.intervals())
+    assert not np.array_equal(_evaluation_of(noisy, bootstrap_seed=1).intervals(), large.intervals())
+    constant = _evaluation_of(torch.full((1, 1, 1, 32), 0.7))
+    assert constant.interval("all", "L1 (%)", "m0") == pytest.approx((0.7, 0.7))
+    with pytest.raises(ValueError, match="confidence"):
+        metrics.evaluate_by_bucket({"mean": fill_with_mean}, noisy.new_zeros(1, 3, 8, 8), confidence=95)
+
+
+def test_lpips_without_the_vgg16_weights_says_where_they_belong(monkeypatch, tmp_path):
+    monkeypatch.setattr(metrics, "vgg16_cache_path", lambda: tmp_path / "vgg16-397923af.pth")
+    assert not metrics.lpips_available()
+    with pytest.raises(FileNotFoundError, match="vgg16-397923af.pth"):
+        metrics.lpips(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32))
+
+
+@pytest.mark.skipif(not metrics.lpips_available(), reason="needs the ImageNet VGG16 weights in the torch cache")
+def test_lpips_is_zero_for_identical_images_and_grows_with_noise():
+    image = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    noise = torch.randn(image.shape, generator=torch.Generator().manual_seed(1))
+    scores = [metrics.lpips((image + s * noise).clamp(0, 1), image) for s in (0.0, 0.05, 0.2)]
+    assert scores[0].shape == (2,) and torch.allclose(scores[0], torch.zeros(2), atol=1e-6)
+    assert (scores[1] < scores[2]).all()
 
 
 @pytest.mark.gpu

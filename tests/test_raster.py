@@ -52,6 +52,18 @@ def test_numpy_scanline_matches_distance_field_up_to_float64_rounding(seed):
     assert (_boundary_distance(caps)[differ] < 1e-9).all(), "only a pixel centre exactly on a boundary may differ"
 
 
+@pytest.mark.parametrize("share", [0.0, 2.0])  # always the running sum / always the scatter
+def test_both_numpy_fills_give_the_same_holes(monkeypatch, share):
+    from pconv_lessons import raster
+
+    caps = _random_capsules(5, count=120)  # heavily overlapping spans
+    reference = rasterise_numpy(caps, np.zeros((0, 5)), N_MASKS, HEIGHT, WIDTH)
+    monkeypatch.setattr(raster, "_SCATTER_SHARE", share)
+    assert np.array_equal(rasterise_numpy(caps, np.zeros((0, 5)), N_MASKS, HEIGHT, WIDTH), reference)
+    masks = rasterise_numpy(caps, np.zeros((0, 5)), N_MASKS, HEIGHT, WIDTH, as_masks=True)
+    assert np.array_equal(masks == 0, reference)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_torch_scanline_matches_distance_field_up_to_float32_rounding(seed):
     caps = _random_capsules(seed)

@@ -32,5 +32,6 @@ def test_plot_bucket_scores_draws_one_line_per_method_per_metric():
     evaluation = metrics.evaluate_by_bucket(methods, images, masks)
     figure = viz.plot_bucket_scores(evaluation)
     assert [axis.get_title() for axis in figure.axes] == ["L1 (%)", "PSNR (dB)", "SSIM"]
-    line = figure.axes[1].get_lines()[1]
+    line = [line for line in figure.axes[1].get_lines() if line.get_marker() == "o"][1]
     assert list(line.get_ydata()) == pytest.approx(evaluation.per_image("PSNR (dB)", "grey").mean(dim=1).tolist())
+    assert len(figure.axes[1].containers) == 2  # one error-bar container (bootstrap intervals) per method

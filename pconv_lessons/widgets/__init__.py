@@ -5,7 +5,7 @@ Each layer's module states its rules: the rasterisation rule in ``canvas``, the 
 conversion in ``controller``, the overlay and the composite shown after inpainting in ``view``.
 """
 
-from pconv_lessons.widgets.canvas import MASK_KINDS, MaskCanvas, capsule_coverage
+from pconv_lessons.widgets.canvas import MASK_KINDS, MaskCanvas
 from pconv_lessons.widgets.controller import PointerController
 from pconv_lessons.widgets.view import MaskPainter, as_inpainter, fit_image, image_from_bytes, overlay_png, png_bytes
 
@@ -15,7 +15,6 @@ __all__ = [
     "MaskPainter",
     "PointerController",
     "as_inpainter",
-    "capsule_coverage",
     "fit_image",
     "image_from_bytes",
     "overlay_png",

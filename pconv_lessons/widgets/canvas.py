@@ -10,7 +10,8 @@ pixels) is the union of the capsules around the segments p_{i-1}p_i (a single po
 
     pixel (r, c) is painted  ⇔  min_i dist((c, r), segment p_{i-1}p_i) ≤ d / 2
 
-so consecutive points are joined without gaps however far apart they are, and the ends are round.
+so consecutive points are joined without gaps however far apart they are, and the ends are round. The
+capsules are the mask generators' primitive and are drawn by the same rasteriser (``pconv_lessons.raster``).
 Drawing turns painted pixels into holes (0); erasing turns them back into known pixels (1).
 Examples: a dot of size 1 at a pixel centre paints that pixel only; of size 3, the 3×3 block around
 it; of size 5, 21 pixels (the 5×5 block without its 4 corners). A horizontal stroke of size 3 between
@@ -34,37 +35,12 @@ from torch import Tensor
 from pconv_lessons.checks import check_mask
 from pconv_lessons.masks import KINDS as MASK_KINDS
 from pconv_lessons.masks import generate
+from pconv_lessons.raster import rasterise_numpy
 
 Point = tuple[float, float]
 # Segments with an endpoint farther out than this are clipped to the image (plus the brush) before painting.
 _EXACT_CLIP_BEYOND = 2.0**20
-
-
-def capsule_coverage(height: int, width: int, start: Point, end: Point, radius: float) -> np.ndarray:
-    """Boolean (height, width) array: pixel centres within ``radius`` of the segment ``start``–``end``."""
-    (x0, y0), (x1, y1) = start, end
-    columns = np.arange(width, dtype=np.float64)[None, :]
-    rows = np.arange(height, dtype=np.float64)[:, None]
-    dx, dy = x1 - x0, y1 - y0
-    length_sq = dx * dx + dy * dy
-    if length_sq == 0.0:
-        t = np.zeros((1, 1))
-    else:  # the parameter of the closest point on the segment, clamped to its ends
-        t = np.clip(((columns - x0) * dx + (rows - y0) * dy) / length_sq, 0.0, 1.0)
-    gap_x = columns - (x0 + t * dx)
-    gap_y = rows - (y0 + t * dy)
-    return gap_x * gap_x + gap_y * gap_y <= radius * radius
-
-
-def _bounding_window(height: int, width: int, start: Point, end: Point, radius: float) -> tuple[slice, slice] | None:
-    """Rows and columns that a capsule can touch, clipped to the image; ``None`` when it misses the image."""
-    top = max(0, math.ceil(min(start[1], end[1]) - radius))
-    bottom = min(height - 1, math.floor(max(start[1], end[1]) + radius))
-    left = max(0, math.ceil(min(start[0], end[0]) - radius))
-    right = min(width - 1, math.floor(max(start[0], end[0]) + radius))
-    if top > bottom or left > right:
-        return None
-    return slice(top, bottom + 1), slice(left, right + 1)
+_NO_BOXES = np.zeros((0, 5))
 
 
 def clip_segment(start: Point, end: Point, box: tuple[float, float, float, float]) -> tuple[Point, Point] | None:
@@ -200,14 +176,8 @@ class MaskCanvas:
             if clipped is None:
                 return
             start, end = clipped
-        window = _bounding_window(self.height, self.width, start, end, radius)
-        if window is None:
-            return
-        rows, cols = window
-        shifted_start = (start[0] - cols.start, start[1] - rows.start)
-        shifted_end = (end[0] - cols.start, end[1] - rows.start)
-        covered = capsule_coverage(rows.stop - rows.start, cols.stop - cols.start, shifted_start, shifted_end, radius)
-        self._hole[rows, cols][covered] = value
+        capsule = np.array([[0.0, *start, *end, radius]])
+        self._hole[rasterise_numpy(capsule, _NO_BOXES, 1, self.height, self.width)[0]] = value
 
     def clear(self) -> None:
         """Remove every hole (undoable)."""

@@ -1,6 +1,7 @@
-"""Lesson 12 in a real browser. Opt-in: runs only with PCONV_BROWSER_TEST=1 and Playwright and a Chromium installed.
+"""Lesson 12 in a real browser: runs with PCONV_BROWSER_TEST=1 (set by the README's test command) where Playwright
+and a Chromium are installed, and is skipped with a reason otherwise.
 
-It starts JupyterLab and drives Chromium for a minute or two, so the ordinary test command leaves it out.
+It starts JupyterLab and drives Chromium for a minute or two, so a plain ``pytest tests`` leaves it out.
 """
 
 import importlib.util
@@ -22,8 +23,7 @@ def _browser_available() -> bool:
     return find_chromium() is not None
 
 
-@pytest.mark.skipif(not _browser_available(),
-                    reason="opt-in: set PCONV_BROWSER_TEST=1; needs Playwright and a Chromium (see tests/browser/README.md)")
+@pytest.mark.skipif(not _browser_available(), reason="runs with PCONV_BROWSER_TEST=1 (the README's test command) where Playwright and a Chromium are installed (see tests/browser/README.md)")
 def test_a_mouse_stroke_in_jupyterlab_reaches_the_kernel_mask(tmp_path: Path):
     from draw_in_jupyterlab import draw_and_check
 

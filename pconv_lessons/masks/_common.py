@@ -1,0 +1,96 @@
+"""What every mask family shares: input checks, the per-mask NumPy random stream, the size rule, batched torch draws.
+
+Primitives (see :mod:`pconv_lessons.raster`): capsules ``[ax, ay, bx, by, r]`` — thick segments with round
+caps — and boxes ``[x0, y0, x1, y1]``; flat arrays carry the mask index in front.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from pconv_lessons import checks
+
+TWO_PI = 2.0 * math.pi
+BACKENDS: tuple[str, ...] = ("numpy", "torch")
+
+
+def check_size(size: int | Sequence[int]) -> tuple[int, int]:
+    return checks.check_size(size, "size")  # an int (also NumPy or a 0-d tensor) or a pair (H, W); 32.0 is an error
+
+
+def check_count(n: int) -> int:
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"n (the number of masks) must be an int ≥ 0, got {n!r}")
+    return int(n)
+
+
+def check_seed(seed: int | None) -> int:
+    if seed is None:
+        return int(np.random.SeedSequence().entropy % (1 << 63))
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be None or an int ≥ 0, got {seed!r}")
+    return int(seed)
+
+
+def pick_backend(backend: str | None, device: torch.device) -> str:
+    """NumPy on a CPU and torch elsewhere unless asked; NumPy masks are moved to ``device`` after drawing."""
+    if backend is None:
+        return "torch" if device.type != "cpu" else "numpy"
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)} (or None for the device's default)")
+    return backend
+
+
+def mask_rng(seed: int, index: int) -> np.random.Generator:
+    """The NumPy random stream of mask ``index`` under base ``seed`` (independent streams for every index)."""
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(index,))))
+
+
+def chain_capsules_np(xs: np.ndarray, ys: np.ndarray, radius: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Capsules joining consecutive vertices (strokes, V+1) of each stroke, keeping segments marked valid (strokes, V)."""
+    caps = np.stack([xs[:, :-1], ys[:, :-1], xs[:, 1:], ys[:, 1:], np.broadcast_to(radius, valid.shape)], axis=-1)
+    return caps[valid]
+
+
+def no_primitives_np() -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros((0, 5)), np.zeros((0, 4))
+
+
+class TorchDraw:
+    """Random draws for a batch of n masks from one generator, on one device (float32 coordinates)."""
+
+    def __init__(self, n: int, generator: torch.Generator, device: torch.device) -> None:
+        self.n, self.generator, self.device = n, generator, device
+
+    def uniform(self, *shape: int, low=0.0, high=1.0) -> Tensor:
+        u = torch.rand((self.n, *shape), generator=self.generator, device=self.device)
+        return low + (high - low) * u
+
+    def integers(self, low, high, *shape: int) -> Tensor:
+        """Integers in [low, high) (bounds may be tensors broadcasting to (n, *shape)), as float32."""
+        return torch.clamp(torch.floor(self.uniform(*shape, low=low, high=high)), max=high - 1)
+
+    def normal(self, *shape: int, mean=0.0, std=1.0) -> Tensor:
+        return mean + std * torch.randn((self.n, *shape), generator=self.generator, device=self.device)
+
+    def flat(self, primitives: Tensor, valid: Tensor) -> Tensor:
+        """(n, ..., P) primitives → (K, P + 1) rows of the valid ones, mask index first."""
+        index = torch.arange(self.n, device=self.device, dtype=primitives.dtype)
+        index = index.view(-1, *([1] * (primitives.dim() - 1))).expand(*primitives.shape[:-1], 1)
+        return torch.cat([index, primitives], dim=-1)[valid]
+
+    def no_boxes(self) -> Tensor:
+        return torch.zeros((0, 5), device=self.device)
+
+    def no_capsules(self) -> Tensor:
+        return torch.zeros((0, 6), device=self.device)
+
+
+def chain_capsules_torch(xs: Tensor, ys: Tensor, radius: Tensor) -> Tensor:
+    """(n, S, V+1) vertices and (n, S, V) radii → (n, S, V, 5) capsules."""
+    return torch.stack([xs[..., :-1], ys[..., :-1], xs[..., 1:], ys[..., 1:], radius.expand(xs[..., 1:].shape)], dim=-1)
