@@ -41,7 +41,7 @@ DEFAULT_LOSS_ARGS = {
 
 
 def build_gated(config: TrainConfig) -> GatedGenerator:
-    """The generator from ``config.model_args`` (``base_channels``, ``sketch``, ``rates``)."""
+    """The generator from ``config.model_args`` (``base_channels``, ``sketch``, ``rates``, ``attention``, ``fuse``)."""
     args = dict(config.model_args)
     if "rates" in args:
         args["rates"] = tuple(args["rates"])

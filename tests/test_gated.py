@@ -182,3 +182,25 @@ def test_hinge_losses_on_hand_picked_scores():
     assert hinge_g_loss(fake).item() == pytest.approx(0.625)  # −mean(fake) = −(−2.5 / 4)
     confident = hinge_d_loss(torch.full((3,), 1.5), torch.full((3,), -2.0))
     assert confident.item() == 0.0
+
+
+def test_same_padding_is_tensorflows_one_sided_padding_at_stride_two():
+    """TensorFlow's SAME pads a 3×3 stride-2 layer on an even input by (0, 1), not PyTorch's (1, 1)."""
+    layer = GatedConv2d(2, 3, 3, stride=2, padding="same").double()
+    x = torch.randn(1, 2, 8, 10, dtype=torch.float64)
+    conv_feature, conv_gate = two_conv_reference(layer)
+    padded = F.pad(x, (0, 1, 0, 1))
+    expected = F.elu(conv_feature(padded)) * torch.sigmoid(conv_gate(padded))
+    torch.testing.assert_close(layer(x), expected)
+    symmetric = GatedConv2d(2, 3, 3, stride=2, padding=1).double()
+    symmetric.load_state_dict(layer.state_dict())
+    assert symmetric(x).shape == layer(x).shape and not torch.allclose(symmetric(x), layer(x))
+
+
+def test_ungated_layer_is_a_plain_convolution():
+    layer = GatedConv2d(4, 3, 3, padding="same", activation=None, gated=False)
+    x = torch.randn(2, 4, 7, 9)
+    assert layer.conv.out_channels == 3
+    torch.testing.assert_close(layer(x), F.conv2d(x, layer.conv.weight, layer.conv.bias, padding=1))
+    with pytest.raises(ValueError, match="'same'"):
+        GatedConv2d(4, 3, 3, padding="valid")
