@@ -204,3 +204,10 @@ def test_ungated_layer_is_a_plain_convolution():
     torch.testing.assert_close(layer(x), F.conv2d(x, layer.conv.weight, layer.conv.bias, padding=1))
     with pytest.raises(ValueError, match="'same'"):
         GatedConv2d(4, 3, 3, padding="valid")
+
+
+def test_generator_without_contextual_attention_decodes_the_dilated_branch_only():
+    model = GatedGenerator(base_channels=8, attention=False)
+    assert model.refine.attention is None and model.refine.decoder[0].in_channels == 2 * 8
+    assert GatedGenerator(base_channels=8).refine.decoder[0].in_channels == 4 * 8  # the two branches concatenated
+    assert model(torch.rand(1, 3, 24, 16), torch.ones(1, 1, 24, 16)).shape == (1, 3, 24, 16)
