@@ -114,10 +114,15 @@ def inpainting_grid(
     return figure
 
 
+LOG_SPAN = 10.0
+
+
 def plot_loss_curves(
     history: Sequence[dict[str, float]], marks: dict[str, float] | None = None, smooth: int = 0
 ) -> Figure:
-    """One log-scale panel per loss term of a training history (a list of ``{"step": s, term: value}``).
+    """One panel per loss term of a training history (a list of ``{"step": s, term: value}``): on a log scale
+    where the term is positive and spans more than ``LOG_SPAN`` (a factor of 10), else linear — a log axis over
+    less than a decade has only minor ticks, labelled unreadably (e.g. a hinge loss hovering around 2).
 
     Terms that are 0 throughout (e.g. a loss switched off) get no panel. ``marks`` draws labelled vertical
     lines (e.g. ``{"fine-tune": 800}``); ``smooth`` > 1 adds a moving average over that many steps.
@@ -143,7 +148,8 @@ def plot_loss_curves(
             if steps[0] <= step <= steps[-1]:
                 axis.axvline(step, color="grey", linestyle="--", linewidth=0.8)
                 axis.text(step, 1.0, f" {label}", transform=axis.get_xaxis_transform(), fontsize=8, va="top")
-        if np.all(values[np.isfinite(values)] > 0):
+        finite = values[np.isfinite(values)]
+        if np.all(finite > 0) and finite.max() > LOG_SPAN * finite.min():
             axis.set_yscale("log")
         axis.set_title(name, fontsize=10)
         axis.set_xlabel("step")

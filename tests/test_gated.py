@@ -67,7 +67,7 @@ def test_gated_conv_with_closed_gates_outputs_zero():
 def test_gated_upsample_is_nearest_then_gated_conv():
     block = GatedUpsample(3, 5).double()
     x = torch.randn(2, 3, 5, 7, dtype=torch.float64)
-    conv_feature, conv_gate = two_conv_reference(block.gated)
+    conv_feature, conv_gate = two_conv_reference(block.conv)
     up = x.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)  # nearest ×2, written independently
     expected = F.elu(conv_feature(up)) * torch.sigmoid(conv_gate(up))
     out = block(x)
@@ -88,9 +88,10 @@ def test_collect_gates_returns_every_gated_layer_and_restores_flags():
     image, mask = torch.rand(1, 3, 16, 20), torch.ones(1, 1, 16, 20)
     gates = collect_gates(model, image, mask)
     gated_layers = [m for m in model.modules() if isinstance(m, GatedConv2d)]
-    assert len(gates) == len(gated_layers) == 2 * 17
-    assert gates["coarse.0"].shape == (1, 4, 16, 20)
-    assert gates["coarse.6"].shape == (1, 16, 4, 5)  # after two stride-2 layers, first dilated layer
+    assert len(gated_layers) == 17 + 10 + 6 + 2 + 7  # coarse; refine: dilated branch, attention branch, decoder
+    assert len(gates) == len(gated_layers) - 2  # each stage's 3-channel output layer has no gate
+    assert gates["coarse.0"].shape == (1, 2, 16, 24)  # padded to a multiple of 8
+    assert gates["coarse.6"].shape == (1, 8, 4, 6)  # after two stride-2 layers, first dilated layer
     assert all(not layer.keep_gates and layer.last_gates is None for layer in gated_layers)
     with pytest.raises(ValueError, match="no GatedConv2d"):
         collect_gates(nn.Conv2d(1, 1, 1), torch.rand(1, 1, 2, 2))
@@ -132,8 +133,8 @@ def test_generator_rejects_bad_input():
         model(image, torch.ones(1, 1, 16, 16), torch.zeros(1, 1, 16, 16))
     with pytest.raises(ValueError, match="sketch must be shaped"):
         GatedGenerator(base_channels=4, sketch=True)(image, torch.ones(1, 1, 16, 16), torch.zeros(1, 1, 8, 8))
-    with pytest.raises(ValueError, match="even"):
-        GatedGenerator(base_channels=5)
+    with pytest.raises(ValueError, match="multiple of 4"):
+        GatedGenerator(base_channels=6)
 
 
 def test_discriminator_layout_at_full_width():
@@ -181,3 +182,32 @@ def test_hinge_losses_on_hand_picked_scores():
     assert hinge_g_loss(fake).item() == pytest.approx(0.625)  # −mean(fake) = −(−2.5 / 4)
     confident = hinge_d_loss(torch.full((3,), 1.5), torch.full((3,), -2.0))
     assert confident.item() == 0.0
+
+
+def test_same_padding_is_tensorflows_one_sided_padding_at_stride_two():
+    """TensorFlow's SAME pads a 3×3 stride-2 layer on an even input by (0, 1), not PyTorch's (1, 1)."""
+    layer = GatedConv2d(2, 3, 3, stride=2, padding="same").double()
+    x = torch.randn(1, 2, 8, 10, dtype=torch.float64)
+    conv_feature, conv_gate = two_conv_reference(layer)
+    padded = F.pad(x, (0, 1, 0, 1))
+    expected = F.elu(conv_feature(padded)) * torch.sigmoid(conv_gate(padded))
+    torch.testing.assert_close(layer(x), expected)
+    symmetric = GatedConv2d(2, 3, 3, stride=2, padding=1).double()
+    symmetric.load_state_dict(layer.state_dict())
+    assert symmetric(x).shape == layer(x).shape and not torch.allclose(symmetric(x), layer(x))
+
+
+def test_ungated_layer_is_a_plain_convolution():
+    layer = GatedConv2d(4, 3, 3, padding="same", activation=None, gated=False)
+    x = torch.randn(2, 4, 7, 9)
+    assert layer.conv.out_channels == 3
+    torch.testing.assert_close(layer(x), F.conv2d(x, layer.conv.weight, layer.conv.bias, padding=1))
+    with pytest.raises(ValueError, match="'same'"):
+        GatedConv2d(4, 3, 3, padding="valid")
+
+
+def test_generator_without_contextual_attention_decodes_the_dilated_branch_only():
+    model = GatedGenerator(base_channels=8, attention=False)
+    assert model.refine.attention is None and model.refine.decoder[0].in_channels == 2 * 8
+    assert GatedGenerator(base_channels=8).refine.decoder[0].in_channels == 4 * 8  # the two branches concatenated
+    assert model(torch.rand(1, 3, 24, 16), torch.ones(1, 1, 24, 16)).shape == (1, 3, 24, 16)

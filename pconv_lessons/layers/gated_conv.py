@@ -21,6 +21,11 @@ E[φ(f)²] ≈ Var(f)/2 for ELU and E[σ(g)²] ≈ 0.3, this keeps the activatio
 layer to layer. PyTorch's default convolution init shrinks it about threefold per gated layer, so a
 17-layer DeepFill stage would start out all but ignoring its input.
 
+``padding="same"`` is TensorFlow's "SAME" padding (``pconv_lessons.layers.tf_same``), which DeepFill v2 was
+trained with: for a stride-2 layer it pads (0, 1) rather than (1, 1). ``gated=False`` drops the gate (out =
+φ(conv(x)) with C_out channels), as DeepFill v2's last layer of each stage does (TensorFlow's ``gen_conv``
+returns the plain convolution for its 3-channel output).
+
 The gated up-sampling block (``GatedUpsample``) is DeepFill v2's decoder step: nearest-neighbour ×2,
 then a stride-1 gated convolution with "same" padding.
 """
@@ -36,6 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pconv_lessons.checks import check_batch
+from pconv_lessons.layers.tf_same import pad_same
 
 IntPair = int | tuple[int, int]
 FEATURE_GAIN = 2.6
@@ -46,8 +52,9 @@ class GatedConv2d(nn.Module):
     """``out = φ(conv_f(x)) · σ(conv_g(x))`` with conv_f and conv_g fused into one ``nn.Conv2d``.
 
     ``activation`` is φ: a module class (instantiated here; ``nn.ELU`` by default), a module or callable, or
-    ``None`` for the identity (DeepFill v2's last layer). The fused convolution is ``self.conv`` with ``2·out_channels`` outputs:
-    weight rows ``[:out_channels]`` are W_f and ``[out_channels:]`` are W_g.
+    ``None`` for the identity. The fused convolution is ``self.conv`` with ``2·out_channels`` outputs:
+    weight rows ``[:out_channels]`` are W_f and ``[out_channels:]`` are W_g. ``padding`` is an int (pair) or
+    ``"same"`` (TensorFlow's, square kernel and stride only); ``gated=False``: a plain convolution, out = φ(conv(x)).
     """
 
     def __init__(
@@ -56,14 +63,23 @@ class GatedConv2d(nn.Module):
         out_channels: int,
         kernel_size: IntPair,
         stride: IntPair = 1,
-        padding: IntPair = 0,
+        padding: IntPair | str = 0,
         dilation: IntPair = 1,
         activation: Activation = nn.ELU,
+        gated: bool = True,
     ) -> None:
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = out_channels
-        self.conv = nn.Conv2d(in_channels, 2 * out_channels, kernel_size, stride, padding, dilation)
+        self.gated = gated
+        self.same = padding == "same"
+        if self.same and not all(isinstance(value, int) for value in (kernel_size, stride, dilation)):
+            raise ValueError(f"padding='same' needs int kernel_size, stride and dilation, got "
+                             f"{kernel_size!r}, {stride!r}, {dilation!r}")
+        if isinstance(padding, str) and not self.same:
+            raise ValueError(f"padding must be an int, a pair of ints or 'same', got {padding!r}")
+        self.conv = nn.Conv2d(in_channels, (1 + gated) * out_channels, kernel_size, stride,
+                              0 if self.same else padding, dilation)
         self.activation = activation() if isinstance(activation, type) else activation
         self.keep_gates = False
         self.last_gates: Tensor | None = None
@@ -74,17 +90,22 @@ class GatedConv2d(nn.Module):
         """Variance-preserving init (see the module docstring)."""
         weight = self.conv.weight
         std = 1.0 / math.sqrt(weight[0].numel())
-        weight[: self.out_channels].normal_(0.0, FEATURE_GAIN * std)
+        weight[: self.out_channels].normal_(0.0, FEATURE_GAIN * std if self.gated else std)
         weight[self.out_channels :].normal_(0.0, std)
         self.conv.bias.zero_()
 
     def extra_repr(self) -> str:
-        return f"keep_gates={self.keep_gates}"
+        return f"{'padding=same, ' if self.same else ''}gated={self.gated}, keep_gates={self.keep_gates}"
 
     def forward(self, x: Tensor) -> Tensor:
         check_batch(x, "x")
         if x.shape[1] != self.in_channels:
             raise ValueError(f"x must have {self.in_channels} channels, got shape {tuple(x.shape)}")
+        if self.same:
+            x = pad_same(x, self.conv.kernel_size[0], self.conv.stride[0], self.conv.dilation[0])
+        if not self.gated:
+            out = self.conv(x)
+            return out if self.activation is None else self.activation(out)
         feature, gate = self.conv(x).chunk(2, dim=1)
         gates = torch.sigmoid(gate)
         if self.keep_gates:
@@ -95,7 +116,7 @@ class GatedConv2d(nn.Module):
 
 
 class GatedUpsample(nn.Module):
-    """Nearest-neighbour ×2 up-sampling followed by a stride-1 ``GatedConv2d`` with "same" padding."""
+    """Nearest-neighbour ×2 up-sampling followed by a stride-1 ``GatedConv2d`` (``self.conv``) with "same" padding."""
 
     def __init__(
         self,
@@ -107,10 +128,10 @@ class GatedUpsample(nn.Module):
         super().__init__()
         if kernel_size % 2 != 1:
             raise ValueError(f"kernel_size must be odd for 'same' padding, got {kernel_size}")
-        self.gated = GatedConv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, activation=activation)
+        self.conv = GatedConv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, activation=activation)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.gated(F.interpolate(x, scale_factor=2, mode="nearest"))
+        return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
 
 
 @torch.no_grad()

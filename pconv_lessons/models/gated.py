@@ -1,20 +1,32 @@
 """DeepFill v2's generator and SN-PatchGAN discriminator (Yu et al., 2019, "Free-Form Image Inpainting with Gated Convolution").
 
-Generator, two stages, every layer a gated convolution (``GatedConv2d``, φ = ELU):
+The generator is layer for layer the released DeepFill v2 (JiahuiYu/generative_inpainting v2.0.0, as converted to
+PyTorch by nipponjo/deepfillv2-pytorch's ``networks_tf.py``): its official weights load into
+``GatedGenerator(base_channels=48)`` (``pconv_lessons.pretrained``). Every layer is a ``GatedConv2d`` with
+TensorFlow "SAME" padding, φ = ELU, except where noted. With c = ``base_channels`` (DeepFill's ``cnum``, 48):
 
-    input      = [x̃, 1, m (, s)]          x̃ = (2·image − 1)·m   (holes at 0, mid-grey), 1 = a ones channel that
-                                            marks the image extent under zero padding, m = mask (1 = known),
-                                            s = optional user sketch (edges), used inside the hole only
-    coarse     = tanh(C(input))            C: 5×5, two stride-2 downs, dilated 3×3 convs at rates 2, 4, 8, 16,
-                                            two nearest-×2 gated ups, last layer linear
-    merged     = x̃·m + coarse·(1 − m)
-    refined    = tanh(R([merged, 1, m (, s)]))   R: the same encoder/dilated/decoder layout on the merged image
-    prediction = (refined + 1) / 2          in [0, 1], full size
+    hole       = 1 − m                       m = mask (1 = known), binarised at 0.5
+    x̃          = (2·image − 1)·(1 − hole)    image in [−1, 1], holes at 0
+    input      = [x̃, 1, hole (, s)]          a ones channel (the image extent under zero padding), the hole mask,
+                                             optionally a user sketch s (edges, inside the hole only)
+    coarse     = tanh(C(input))              C: encoder (5×5 → c/2, 3×3 stride 2 → c, 3×3 → c, stride 2 → 2c, → 2c),
+                                             3×3, dilated 3×3 at rates 2, 4, 8, 16, two 3×3, decoder (nearest ×2 +
+                                             3×3 → c, 3×3, ×2 → c/2, 3×3 → c/4, plain 3×3 → 3: no gate, no φ)
+    merged     = coarse·hole + x̃·(1 − hole)  three channels: the refine stage sees no mask channel
+    hallu      = D(merged)                   dilated-conv branch: encoder (c/2, c/2, c, c, 2c), 3×3, rates 2…16
+    pm         = A(CA(E(merged), m))         attention branch: encoder (c/2, c/2, c, 2c, 2c), 3×3 with φ = ReLU,
+                                             ``ContextualAttention`` (3×3 patches at half resolution, scale 10),
+                                             two 3×3
+    refined    = tanh(R([hallu, pm]))        the branches concatenated (4c channels), then the decoder as in C
+    prediction = (refined + 1) / 2           in [0, 1], full size
 
-The refinement network here is DeepFill v2's dilated-convolution branch only: its second branch,
-*contextual attention* (copying features from the known region into the hole by patch similarity), is
-not built; lesson 08 explains it with a figure. Any H×W works: inputs are padded (replicate) to a
-multiple of 4 and the prediction cropped back.
+``attention=False`` drops the attention branch (R then sees 2c channels); ``fuse`` switches contextual attention's
+score propagation (on in the TensorFlow original; off in nipponjo's ``networks_tf.py``). H and W are padded
+(replicate) to a multiple of 8, which the two stride-2 layers and the attention's half resolution need, and the
+prediction is cropped back; the original's scripts instead crop the input to a multiple of 8.
+
+Where this differs from the original: contextual attention uses each sample's own mask (the original uses the
+first sample's for the whole batch); the optional sketch channel goes to the coarse stage only.
 
 Discriminator (SN-PatchGAN): six 5×5 stride-2 convolutions with spectral normalisation and LeakyReLU(0.2),
 widths 64/128/256/256/256/256 at ``base_channels=64``, on [image, m (, s)]. Every element of its output
@@ -29,10 +41,11 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from pconv_lessons.checks import check_batch, check_image_values, check_inpainting_input, check_int, check_mask
+from pconv_lessons.layers.contextual_attention import ContextualAttention
 from pconv_lessons.layers.gated_conv import GatedConv2d, GatedUpsample
 
 DILATION_RATES = (2, 4, 8, 16)
-DOWNSAMPLING = 4  # two stride-2 layers per stage
+PAD_MULTIPLE = 8  # two stride-2 layers, then contextual attention at half resolution
 
 
 def _check_sketch(sketch: Tensor, image: Tensor) -> None:
@@ -43,52 +56,73 @@ def _check_sketch(sketch: Tensor, image: Tensor) -> None:
         )
 
 
-def _stage(in_channels: int, width: int, first_widths: tuple[int, int, int], rates: tuple[int, ...]) -> nn.Sequential:
-    """One DeepFill v2 stage: 5×5 conv, down, conv, down, two convs, dilated convs, two convs, up, conv, up, conv, out."""
-    w1, w2, w3 = first_widths
-    layers: list[nn.Module] = [
-        GatedConv2d(in_channels, w1, 5, padding=2),
-        GatedConv2d(w1, w2, 3, stride=2, padding=1),
-        GatedConv2d(w2, 2 * width, 3, padding=1),
-        GatedConv2d(2 * width, w3, 3, stride=2, padding=1),
-        GatedConv2d(w3, 4 * width, 3, padding=1),
-        GatedConv2d(4 * width, 4 * width, 3, padding=1),
-    ]
-    layers += [GatedConv2d(4 * width, 4 * width, 3, padding=rate, dilation=rate) for rate in rates]
-    layers += [
-        GatedConv2d(4 * width, 4 * width, 3, padding=1),
-        GatedConv2d(4 * width, 4 * width, 3, padding=1),
-        GatedUpsample(4 * width, 2 * width),
-        GatedConv2d(2 * width, 2 * width, 3, padding=1),
-        GatedUpsample(2 * width, width),
-        GatedConv2d(width, width // 2, 3, padding=1),
-        GatedConv2d(width // 2, 3, 3, padding=1, activation=None),
-    ]
-    return nn.Sequential(*layers)
+def _conv(in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1, **kwargs) -> GatedConv2d:
+    return GatedConv2d(in_channels, out_channels, 3, stride, "same", dilation, **kwargs)
+
+
+def _encoder(in_channels: int, widths: tuple[int, int, int, int, int]) -> list[nn.Module]:
+    """5×5, 3×3 stride 2, 3×3, 3×3 stride 2, 3×3: full, half and quarter resolution."""
+    w1, w2, w3, w4, w5 = widths
+    return [GatedConv2d(in_channels, w1, 5, padding="same"), _conv(w1, w2, stride=2), _conv(w2, w3),
+            _conv(w3, w4, stride=2), _conv(w4, w5)]
+
+
+def _dilated(width: int, rates: tuple[int, ...]) -> list[nn.Module]:
+    """A 3×3 convolution, then one dilated 3×3 convolution per rate."""
+    return [_conv(width, width)] + [_conv(width, width, dilation=rate) for rate in rates]
+
+
+def _decoder(in_channels: int, c: int) -> list[nn.Module]:
+    """Two 3×3 at quarter resolution, two gated up-samplings, and the plain 3-channel output convolution."""
+    return [_conv(in_channels, 2 * c), _conv(2 * c, 2 * c), GatedUpsample(2 * c, c), _conv(c, c),
+            GatedUpsample(c, c // 2), _conv(c // 2, c // 4), _conv(c // 4, 3, activation=None, gated=False)]
+
+
+class RefineStage(nn.Module):
+    """DeepFill v2's second stage: the dilated-conv branch and the contextual-attention branch, merged, decoded."""
+
+    def __init__(self, c: int, rates: tuple[int, ...], attention: bool = True, fuse: bool = True) -> None:
+        super().__init__()
+        self.dilated = nn.Sequential(*_encoder(3, (c // 2, c // 2, c, c, 2 * c)), *_dilated(2 * c, rates))
+        self.attention = ContextualAttention(fuse=fuse) if attention else None
+        if attention:
+            self.attention_encoder = nn.Sequential(*_encoder(3, (c // 2, c // 2, c, 2 * c, 2 * c)),
+                                                   _conv(2 * c, 2 * c, activation=nn.ReLU))
+            self.attention_decoder = nn.Sequential(_conv(2 * c, 2 * c), _conv(2 * c, 2 * c))
+        self.decoder = nn.Sequential(*_decoder((4 if attention else 2) * c, c))
+
+    def forward(self, merged: Tensor, mask: Tensor) -> Tensor:
+        """``merged`` (N, 3, H, W) in [−1, 1], ``mask`` (N, 1, H, W) with 1 = known; returns the pre-tanh output."""
+        features = self.dilated(merged)
+        if self.attention is not None:
+            copied = self.attention(self.attention_encoder(merged), mask)
+            features = torch.cat([features, self.attention_decoder(copied)], dim=1)
+        return self.decoder(features)
 
 
 class GatedGenerator(nn.Module):
-    """DeepFill v2-style coarse → refine inpainting generator built from gated convolutions.
+    """DeepFill v2's coarse → refine inpainting generator built from gated convolutions (module docstring).
 
     ``forward(image, mask, sketch=None)`` takes images (N, 3, H, W) in [0, 1], masks (N, 1, H, W) with
     1 = known, 0 = hole, and, for a model built with ``sketch=True``, an optional sketch (N, 1, H, W)
     with 1 on the user's strokes (``None`` = no guidance, all zeros). It returns the full-size prediction
     (N, 3, H, W) in [0, 1]; with ``return_coarse=True`` it returns ``(coarse, prediction)``.
 
-    ``base_channels`` is DeepFill v2's ``cnum`` (48 in the paper's code); small models use 8–16.
+    ``base_channels`` is DeepFill v2's ``cnum`` (48 in the released model, a multiple of 4); small models use 8–16.
     """
 
-    def __init__(self, base_channels: int = 48, sketch: bool = False, rates: tuple[int, ...] = DILATION_RATES) -> None:
+    def __init__(self, base_channels: int = 48, sketch: bool = False, rates: tuple[int, ...] = DILATION_RATES,
+                 attention: bool = True, fuse: bool = True) -> None:
         super().__init__()
-        if check_int(base_channels, "base_channels", 2) % 2:
-            raise ValueError(f"base_channels must be an even number >= 2, got {base_channels}")
+        if check_int(base_channels, "base_channels", 4) % 4:
+            raise ValueError(f"base_channels must be a multiple of 4 (DeepFill v2: 48), got {base_channels!r}")
         rates = tuple(check_int(rate, "every dilation rate in rates", 1) for rate in rates)
         self.base_channels = base_channels
         self.sketch = sketch
-        in_channels = 3 + 1 + 1 + int(sketch)
-        c = base_channels
-        self.coarse = _stage(in_channels, c, (c, 2 * c, 4 * c), tuple(rates))
-        self.refine = _stage(in_channels, c, (c, c, 2 * c), tuple(rates))
+        c, rates = base_channels, tuple(rates)
+        self.coarse = nn.Sequential(*_encoder(3 + 1 + 1 + int(sketch), (c // 2, c, c, 2 * c, 2 * c)),
+                                    *_dilated(2 * c, rates), *_decoder(2 * c, c))
+        self.refine = RefineStage(c, rates, attention, fuse)
 
     def extra_repr(self) -> str:
         return f"base_channels={self.base_channels}, sketch={self.sketch}"
@@ -100,17 +134,17 @@ class GatedGenerator(nn.Module):
         guidance = self._guidance(image, mask, sketch)
 
         height, width = image.shape[-2:]
-        pad = (0, -width % DOWNSAMPLING, 0, -height % DOWNSAMPLING)
-        mask = mask.to(image.dtype)
+        pad = (0, -width % PAD_MULTIPLE, 0, -height % PAD_MULTIPLE)
         if any(pad):
             image, mask = F.pad(image, pad, mode="replicate"), F.pad(mask, pad, mode="replicate")
             guidance = [F.pad(channel, pad, mode="replicate") for channel in guidance]
 
-        known = torch.where(mask > 0, (2 * image - 1) * mask, 0.0)  # select: NaN/inf in a hole never leaks
-        ones = torch.ones_like(mask)
-        coarse = torch.tanh(self.coarse(torch.cat([known, ones, mask, *guidance], dim=1)))
-        merged = known + coarse * (1 - mask)
-        refined = torch.tanh(self.refine(torch.cat([merged, ones, mask, *guidance], dim=1)))
+        hole = (mask < 0.5).to(image.dtype)
+        known = torch.where(hole > 0, 0.0, 2 * image - 1)  # select: NaN/inf in a hole never leaks
+        ones = torch.ones_like(hole)
+        coarse = torch.tanh(self.coarse(torch.cat([known, ones, hole, *guidance], dim=1)))
+        merged = torch.where(hole > 0, coarse, known)
+        refined = torch.tanh(self.refine(merged, 1 - hole))
 
         prediction = ((refined + 1) / 2)[..., :height, :width]
         if return_coarse:

@@ -44,7 +44,7 @@ DEFAULT_LOSS_ARGS = {
 
 
 def build_gated(config: TrainConfig) -> GatedGenerator:
-    """The generator from ``config.model_args`` (``base_channels``, ``sketch``, ``rates``)."""
+    """The generator from ``config.model_args`` (``base_channels``, ``sketch``, ``rates``, ``attention``, ``fuse``)."""
     return GatedGenerator(**checked_model_args(GatedGenerator, config.model_args))
 
 

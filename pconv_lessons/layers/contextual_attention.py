@@ -1,0 +1,146 @@
+"""Contextual attention (Yu et al., 2018, "Generative Image Inpainting with Contextual Attention"; DeepFill v2's
+refinement stage): fill the hole's features by copying feature patches from the known region, chosen by similarity.
+
+With features x (N, C, H, W) and a mask (1 = known), for one sample, at half resolution (``rate`` r = 2):
+
+    x_s         = nearest_downsample(x, r)                           (N, C, h, w),  h = H / r, w = W / r
+    b_j         = the 3×3 patch of x_s around position j             one background patch per position, j = 1 … h·w
+    usable_j    = 1 if the mask is 1 on all of b_j's 3×3 grid cells   (mask down-sampled to h×w; outside counts as known)
+    s_{i,j}     = ⟨f_i, b_j / max(‖b_j‖, 10⁻⁴)⟩                      f_i = the 3×3 patch of x_s around position i:
+                                                                      one convolution of x_s with the normalised b_j
+                                                                      as its h·w kernels (the paper's cosine
+                                                                      similarity; the code, and so this layer,
+                                                                      normalises the background patch only)
+    s ← fuse(s)                                                      attention propagation (below), ``fuse=True``
+    a_{i,j}     = usable_j · softmax_j(10 · usable_j · s_{i,j})       masked softmax over the background, scale 10
+    y           = conv_transpose(a, raw, stride r) / 4               paste: raw_j = the 4×4 (2r × 2r) patch of the
+                                                                      full-resolution x under b_j; every output
+                                                                      pixel is covered by 4 pasted patches
+
+Attention propagation (``fuse``): a foreground shift that fits, fits its neighbours too. View s as a matrix
+S[j, i] over flattened positions (row-major) and convolve it with the 3×3 identity matrix, which adds
+S[j−1, i−1] + S[j, i] + S[j+1, i+1] (neighbours to the left and right); then re-order both indices column-major,
+convolve again (neighbours above and below), and re-order back. Like the original, the flattened ±1 steps wrap
+from the end of one row to the start of the next.
+
+Padding and patch positions follow TensorFlow's "SAME" (``tf_same``): everything is computed as in
+nipponjo/deepfillv2-pytorch's ``networks_tf.ContextualAttention``, JiahuiYu/generative_inpainting's TensorFlow
+original converted to PyTorch, with one difference: **the original uses the first sample's mask for the whole
+batch** (``m = m[0]``); this layer uses each sample's own mask. With a batch of one, or one mask for the whole
+batch, the two are identical. The batch is handled with grouped convolutions (one group per sample) instead of
+a Python loop over samples.
+
+Shapes: H and W must be multiples of ``rate``; the mask may be given at the features' resolution or at any integer
+multiple of it (DeepFill v2 passes the full-image mask, 4× the features': it is down-sampled in one step, as the
+original does).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pconv_lessons.checks import check_batch, check_mask_values
+from pconv_lessons.layers.tf_same import nearest_downsample, pad_same
+
+
+def extract_patches(x: Tensor, size: int, stride: int = 1) -> Tensor:
+    """All ``size``×``size`` patches of ``x`` (N, C, H, W) under TF "SAME" padding: (N, L, C, size, size), row-major."""
+    n, c = x.shape[:2]
+    columns = F.unfold(pad_same(x, size, stride), size, stride=stride)  # (N, C·size², L)
+    return columns.view(n, c, size, size, -1).permute(0, 4, 1, 2, 3)
+
+
+class ContextualAttention(nn.Module):
+    """DeepFill v2's contextual attention: known-region patches as kernels, masked softmax, transposed-conv paste.
+
+    ``forward(features, mask, return_attention=False)``: features (N, C, H, W), mask (N, 1, s·H, s·W) with 1 =
+    known (any integer s ≥ 1), returns features of the same shape as ``features`` and, with ``return_attention``,
+    the attention (N, h·w, h, w): entry [n, j, y, x] is how much foreground position (y, x) of the half-resolution
+    grid copies background patch j (row-major index). Parameter-free. Equations in the module docstring.
+    """
+
+    def __init__(self, kernel_size: int = 3, rate: int = 2, softmax_scale: float = 10.0, fuse: bool = True,
+                 fuse_size: int = 3) -> None:
+        super().__init__()
+        for name, value in (("kernel_size", kernel_size), ("fuse_size", fuse_size)):
+            if not isinstance(value, int) or value < 1 or value % 2 == 0:
+                raise ValueError(f"{name} must be an odd positive int, got {value!r}")
+        if not isinstance(rate, int) or rate < 2 or rate % 2:
+            raise ValueError(f"rate must be an even int >= 2 (DeepFill v2 uses 2), got {rate!r}")
+        self.kernel_size = kernel_size
+        self.rate = rate
+        self.softmax_scale = softmax_scale
+        self.fuse = fuse
+        self.fuse_size = fuse_size
+
+    def extra_repr(self) -> str:
+        return (f"kernel_size={self.kernel_size}, rate={self.rate}, softmax_scale={self.softmax_scale}, "
+                f"fuse={self.fuse}")
+
+    def forward(self, features: Tensor, mask: Tensor, return_attention: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        self._check(features, mask)
+        raw = extract_patches(features, 2 * self.rate, stride=self.rate)  # (N, L, C, 2r, 2r)
+        small = nearest_downsample(features, self.rate)
+        scores = self.similarity(small, extract_patches(small, self.kernel_size))
+        if self.fuse:
+            scores = self.propagate(scores)
+        attention = self.masked_softmax(scores, self.usable_patches(mask, small.shape[-2:]))
+        output = self.paste(attention, raw)
+        return (output, attention) if return_attention else output
+
+    def usable_patches(self, mask: Tensor, size: torch.Size) -> Tensor:
+        """(N, L): 1 for a background patch whose every grid cell is known (zero padding counts as known), else 0."""
+        small_mask = nearest_downsample(mask, mask.shape[-2] // size[0])
+        hole = (1 - small_mask).to(torch.float32)
+        ones = torch.ones(1, 1, self.kernel_size, self.kernel_size, device=mask.device)
+        hole_count = F.conv2d(pad_same(hole, self.kernel_size), ones)
+        return (hole_count == 0).flatten(1).to(mask.dtype)
+
+    def similarity(self, small: Tensor, kernels: Tensor) -> Tensor:
+        """s[n, j, y, x] = ⟨foreground patch at (y, x), background patch j / ‖·‖⟩ as one grouped convolution."""
+        n, c, h, w = small.shape
+        norms = kernels.flatten(2).norm(dim=2).clamp_min(1e-4)
+        normalised = kernels / norms[..., None, None, None]
+        padded = pad_same(small, self.kernel_size)
+        scores = F.conv2d(padded.reshape(1, n * c, *padded.shape[-2:]),
+                          normalised.reshape(-1, c, self.kernel_size, self.kernel_size), groups=n)
+        return scores.view(n, -1, h, w)
+
+    def propagate(self, scores: Tensor) -> Tensor:
+        """Attention propagation: the score matrix convolved with the identity along rows, then along columns."""
+        n, positions, h, w = scores.shape
+        eye = torch.eye(self.fuse_size, device=scores.device, dtype=scores.dtype).view(1, 1, self.fuse_size, self.fuse_size)
+        pad = self.fuse_size // 2
+        matrix = F.conv2d(scores.reshape(n, 1, positions, h * w), eye, padding=pad)  # neighbours left and right
+        column_major = matrix.view(n, h, w, h, w).permute(0, 2, 1, 4, 3).reshape(n, 1, positions, h * w)
+        matrix = F.conv2d(column_major, eye, padding=pad)  # neighbours above and below
+        return matrix.view(n, w, h, w, h).permute(0, 2, 1, 4, 3).reshape(n, positions, h, w)
+
+    def masked_softmax(self, scores: Tensor, usable: Tensor) -> Tensor:
+        """a = usable · softmax(scale · usable · s) over the background patches (dim 1)."""
+        usable = usable[:, :, None, None]
+        return torch.softmax(scores * usable * self.softmax_scale, dim=1) * usable
+
+    def paste(self, attention: Tensor, raw: Tensor) -> Tensor:
+        """Σ_j a_j · raw_j pasted at stride ``rate`` (a transposed convolution with the raw patches), / 4."""
+        n, positions, h, w = attention.shape
+        c, size = raw.shape[2], raw.shape[-1]
+        pasted = F.conv_transpose2d(attention.reshape(1, n * positions, h, w), raw.reshape(n * positions, c, size, size),
+                                    stride=self.rate, padding=self.rate // 2, groups=n)
+        return pasted.view(n, c, h * self.rate, w * self.rate) / 4
+
+    def _check(self, features: Tensor, mask: Tensor) -> None:
+        check_batch(features, "features")
+        check_batch(mask, "mask")
+        height, width = features.shape[-2:]
+        if height % self.rate or width % self.rate:
+            raise ValueError(f"features' height and width must be multiples of rate={self.rate}, "
+                             f"got shape {tuple(features.shape)}")
+        scale = mask.shape[-2] // height if height else 0
+        if (mask.shape[0] != features.shape[0] or mask.shape[1] != 1 or scale < 1
+                or tuple(mask.shape[-2:]) != (scale * height, scale * width)):
+            raise ValueError(f"mask must be shaped (N, 1, s·H, s·W) for features {tuple(features.shape)} "
+                             f"(s a positive int, 1 = known), got {tuple(mask.shape)}")
+        check_mask_values(mask)
