@@ -9,7 +9,7 @@ from pconv_lessons.data import MaskSource, make_pairs
 from pconv_lessons.models import GatedGenerator
 from pconv_lessons.train import load_checkpoint, load_model
 
-CHECKPOINT = Path(__file__).resolve().parents[1] / "data" / "checkpoints" / "gated_small.pt"
+CHECKPOINT = Path(__file__).resolve().parents[1] / "data" / "checkpoints" / "gated_small.safetensors"
 
 
 def _hole_l1(prediction: torch.Tensor, images: torch.Tensor, masks: torch.Tensor) -> float:
