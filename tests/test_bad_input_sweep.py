@@ -199,7 +199,7 @@ def models():
     torch.manual_seed(0)
     return {
         "PConvUNet": PConvUNet(layer_size=2, base_channels=2).eval(),
-        "GatedGenerator": GatedGenerator(base_channels=2).eval(),
+        "GatedGenerator": GatedGenerator(base_channels=4).eval(),
         "LamaGenerator": LamaGenerator(ngf=2, n_blocks=1).eval(),
     }
 

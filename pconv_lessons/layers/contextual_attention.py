@@ -81,6 +81,10 @@ class ContextualAttention(nn.Module):
 
     def forward(self, features: Tensor, mask: Tensor, return_attention: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         self._check(features, mask)
+        if features.shape[0] == 0:  # an empty batch: nothing to attend to, an empty result of the right shape
+            h, w = nearest_downsample(features, self.rate).shape[-2:]
+            output = features.new_zeros(features.shape)
+            return (output, features.new_zeros(0, h * w, h, w)) if return_attention else output
         raw = extract_patches(features, 2 * self.rate, stride=self.rate)  # (N, L, C, 2r, 2r)
         small = nearest_downsample(features, self.rate)
         scores = self.similarity(small, extract_patches(small, self.kernel_size))
