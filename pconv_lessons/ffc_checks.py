@@ -93,7 +93,7 @@ def _compare(name: str, mine: Tensor, expected: Tensor) -> None:
     if not isinstance(mine, Tensor) or mine.shape != expected.shape:
         got = tuple(mine.shape) if isinstance(mine, Tensor) else type(mine).__name__
         raise AssertionError(f"{name}: expected a tensor shaped {tuple(expected.shape)}, got {got}")
-    error = float((mine.double() - expected).abs().max())
+    error = float((mine.detach().double() - expected).abs().max())
     if not error <= TOLERANCE:
         raise AssertionError(f"{name} differs from the reference by up to {error:.3g} (allowed {TOLERANCE:g})")
 
