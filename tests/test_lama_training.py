@@ -80,3 +80,37 @@ def test_trains_with_a_discriminator_and_the_cli_resumes(tmp_path, monkeypatch):
     model = load_model(tmp_path / "run" / "last.pt")
     assert isinstance(model, LamaGenerator) and model.ngf == 4
     assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["step"] == 2
+
+
+def test_lama_gan_terms_are_lamas_losses_on_its_discriminator(tmp_path):
+    from pconv_lessons.lama_losses import feature_matching_loss, nonsaturating_d_loss, nonsaturating_g_loss, r1_penalty
+    from pconv_lessons.models import NLayerDiscriminator
+
+    cfg = config(tmp_path, loss_args={"gan": "lama", "disc_channels": 4, "perceptual": 0.0, "gp_coef": 0.5})
+    objective = LamaObjective(cfg, torch.device("cpu"))
+    assert isinstance(objective.discriminator, NLayerDiscriminator)
+    objective.discriminator.eval()  # fixed BN statistics: the terms below recompute the same numbers
+    torch.manual_seed(0)
+    model = LamaGenerator(**TINY).eval()
+    image, mask = torch.rand(2, 3, 32, 32), torch.stack([box_mask(32, 0), box_mask(32, 1)])
+    cache = {}
+    d_terms = objective.loss("discriminator", model, image, mask, cache)
+    prediction = cache["prediction"].detach()
+    real = image.clone().requires_grad_(True)
+    real_scores, real_features = objective.discriminator(real)
+    fake_scores, fake_features = objective.discriminator(prediction)
+    expected_d = nonsaturating_d_loss(real_scores, fake_scores, mask) + 0.5 * r1_penalty(real_scores, real)
+    assert torch.allclose(d_terms["total"], expected_d, atol=1e-6) and d_terms["r1"] > 0
+    g_terms = objective.loss("generator", model, image, mask, cache)
+    assert torch.allclose(g_terms["adversarial"], nonsaturating_g_loss(fake_scores), atol=1e-6)
+    assert torch.allclose(g_terms["feature_matching"], feature_matching_loss(fake_features, real_features), atol=1e-6)
+    expected_total = 10 * g_terms["l1_known"] + 10 * g_terms["adversarial"] + 100 * g_terms["feature_matching"]
+    assert torch.allclose(g_terms["total"], expected_total)
+
+
+def test_lama_gan_trains_one_step_and_an_unknown_gan_is_rejected(tmp_path):
+    cfg = config(tmp_path, steps=1, loss_args={"gan": "lama", "disc_channels": 4, "perceptual": 0.0})
+    history = Trainer(cfg, progress=False, mask_fn=box_mask).train()
+    assert {"generator/feature_matching", "discriminator/r1", "discriminator/nonsaturating"} <= set(history[-1])
+    with pytest.raises(ValueError, match="gan must be"):
+        LamaObjective(config(tmp_path, loss_args={"gan": "wgan"}), torch.device("cpu"))

@@ -9,12 +9,22 @@ With x the image, m the mask (1 = known), ŷ = G(x ⊙ m, m) the prediction and 
     L_G          = w_known·L1 known + w_hole·L1 hole + w_perc·perceptual + w_adv·adversarial
     L_D          = mean(relu(1 − D(x, m))) + mean(relu(1 + D(sg[ĉ], m)))       (sg = stop-gradient)
 
-LaMa itself uses a "high receptive field" perceptual loss on a segmentation ResNet-50 (weight 30), a
-non-saturating PatchGAN loss with an R1 penalty (weight 10) and discriminator feature matching; the course
-swaps in its own VGG16 perceptual loss and SN-PatchGAN hinge loss, keeping LaMa's weights as defaults.
+With ``gan="lama"`` the adversarial part is LaMa's own (``pconv_lessons.lama_losses``), on pix2pixHD's
+``NLayerDiscriminator`` fed the raw prediction ŷ, with h = 1 − m resized to the score map:
+
+    adversarial       = mean(softplus(−D(ŷ)))                                       LaMa's weight 10
+    feature_matching  = mean_l mean((D_l(ŷ) − D_l(x))²)                            LaMa's weight 100
+    L_D               = mean(softplus(−D(x))) + mean(h·softplus(D(sg[ŷ])) + (1 − h)·softplus(−D(sg[ŷ])))
+                        + gp_coef · mean_batch ‖∇ₓ Σ D(x)‖²                          (R1, gp_coef 0.001)
+
+LaMa's perceptual term is a "high receptive field" loss on a segmentation ResNet-50 (weight 30,
+``pconv_lessons.lama_losses.ResNetPerceptualLoss``); the trainer keeps the course's VGG16 pool1–3 perceptual loss
+(a ResNet-50 forward and backward per step is too slow for CPU runs), with LaMa's weight 30 as default.
+The default ``gan="hinge"`` is the SN-PatchGAN hinge loss of lesson 08.
 
 ``loss_args`` (``--loss-arg KEY=VALUE``): ``l1_known`` (10), ``l1_hole`` (0), ``perceptual`` (30),
-``adversarial`` (10; 0 trains without a discriminator), ``disc_channels`` (64), ``vgg_weights``
+``adversarial`` (10; 0 trains without a discriminator), ``gan`` (``"hinge"`` or ``"lama"``), ``feature_matching``
+(100, with ``gan="lama"`` only), ``gp_coef`` (0.001), ``disc_channels`` (64), ``vgg_weights``
 (``"random"``, ``"imagenet"``, a file path or ``"none"``, read by ``pconv_lessons.training.objective.loss_network`` as for every
 model). ``model_args``: ``ngf``, ``n_blocks``, ``ratio``, ``down_padding``. Adam keeps its default betas (0.9, 0.999) for both networks,
 as LaMa's own ``default_optimizers.yaml`` does.
@@ -28,8 +38,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from pconv_lessons.lama_losses import feature_matching_loss, nonsaturating_d_loss, nonsaturating_g_loss, r1_penalty
 from pconv_lessons.losses import hinge_d_loss, hinge_g_loss
-from pconv_lessons.models import LamaGenerator, SNPatchDiscriminator, composite
+from pconv_lessons.models import LamaGenerator, NLayerDiscriminator, SNPatchDiscriminator, composite
 from pconv_lessons.training.config import TrainConfig
 from pconv_lessons.training.objective import Objective, checked_model_args, checked_weights, loss_network
 
@@ -38,6 +49,9 @@ DEFAULT_LOSS_ARGS: dict[str, Any] = {
     "l1_hole": 0.0,
     "perceptual": 30.0,
     "adversarial": 10.0,
+    "gan": "hinge",
+    "feature_matching": 100.0,
+    "gp_coef": 0.001,
     "disc_channels": 64,
     "vgg_weights": "random",
 }
@@ -49,17 +63,25 @@ def build_lama(config: TrainConfig) -> LamaGenerator:
 
 
 class LamaObjective(Objective):
-    """L1 on the known region + VGG16 perceptual (+ SN-PatchGAN hinge): see the module docstring."""
+    """L1 on the known region + VGG16 perceptual (+ SN-PatchGAN hinge, or LaMa's NS + R1 + feature matching)."""
 
     def __init__(self, config: TrainConfig, device: torch.device) -> None:
         super().__init__(config)
         args = self.merged_loss_args(DEFAULT_LOSS_ARGS)
-        self.weights = checked_weights({name: args[name] for name in ("l1_known", "l1_hole", "perceptual", "adversarial")})
+        if args["gan"] not in ("hinge", "lama"):
+            raise ValueError(f"loss_args gan must be 'hinge' (SN-PatchGAN) or 'lama' (LaMa's), got {args['gan']!r}")
+        self.gan = args["gan"]
+        names = ("l1_known", "l1_hole", "perceptual", "adversarial", "feature_matching", "gp_coef")
+        weights = checked_weights({name: args[name] for name in names})
+        self.gp_coef = weights.pop("gp_coef")
+        if self.gan == "hinge":
+            weights.pop("feature_matching")
+        self.weights = weights
         extractor = loss_network(args["vgg_weights"]) if self.weights["perceptual"] else None
         self.extractor = extractor.to(device) if extractor is not None else None
-        self.discriminator = (
-            SNPatchDiscriminator(int(args["disc_channels"])).to(device) if self.weights["adversarial"] else None
-        )
+        width = int(args["disc_channels"])
+        discriminator = SNPatchDiscriminator(width) if self.gan == "hinge" else NLayerDiscriminator(ndf=width)
+        self.discriminator = discriminator.to(device) if self.weights["adversarial"] else None
         self.phases = ("discriminator", "generator") if self.discriminator is not None else ("generator",)
 
     def parameters(self, phase: str, model: nn.Module) -> Iterable[nn.Parameter]:
@@ -85,11 +107,31 @@ class LamaObjective(Objective):
 
     def _discriminator_loss(self, image: Tensor, mask: Tensor, cache: dict) -> dict[str, Tensor]:
         self.discriminator.requires_grad_(True)
+        if self.gan == "lama":
+            return self._lama_discriminator_loss(image, mask, cache)
         completed = cache["completed"].detach()
         scores = self.trained("discriminator")(torch.cat([image.to(completed.dtype), completed]), torch.cat([mask, mask]))
         real, fake = scores.float().chunk(2)
         loss = hinge_d_loss(real, fake)
         return {"total": loss, "hinge": loss, "real_score": real.mean().detach(), "fake_score": fake.mean().detach()}
+
+    def _lama_discriminator_loss(self, image: Tensor, mask: Tensor, cache: dict) -> dict[str, Tensor]:
+        discriminator = self.trained("discriminator")
+        prediction = cache["prediction"].detach()
+        real = image.to(prediction.dtype).detach().requires_grad_(True)
+        real_scores, _ = discriminator(real)
+        fake_scores, _ = discriminator(prediction)
+        adversarial = nonsaturating_d_loss(real_scores.float(), fake_scores.float(), mask)
+        penalty = r1_penalty(real_scores.float(), real)
+        return {"total": adversarial + self.gp_coef * penalty, "nonsaturating": adversarial, "r1": penalty,
+                "real_score": real_scores.float().mean().detach(), "fake_score": fake_scores.float().mean().detach()}
+
+    def _lama_adversarial_terms(self, image: Tensor, cache: dict) -> dict[str, Tensor]:
+        fake_scores, fake_features = self.discriminator(cache["prediction"])
+        _, real_features = self.discriminator(image.to(cache["prediction"].dtype))
+        return {"adversarial": nonsaturating_g_loss(fake_scores.float()),
+                "feature_matching": feature_matching_loss([f.float() for f in fake_features],
+                                                          [f.float() for f in real_features])}
 
     def _generator_loss(self, image: Tensor, mask: Tensor, cache: dict) -> dict[str, Tensor]:
         prediction, target = cache["prediction"].float(), image.float()
@@ -102,6 +144,9 @@ class LamaObjective(Objective):
             )
         if self.discriminator is not None:
             self.discriminator.requires_grad_(False)
-            terms["adversarial"] = hinge_g_loss(self.discriminator(cache["completed"], mask).float())
+            if self.gan == "lama":
+                terms.update(self._lama_adversarial_terms(image, cache))
+            else:
+                terms["adversarial"] = hinge_g_loss(self.discriminator(cache["completed"], mask).float())
         terms["total"] = sum(self.weights[name] * value for name, value in terms.items())
         return terms
