@@ -12,6 +12,16 @@ import torch
 from torch import Tensor
 
 
+def resampled_means(values: Tensor, resamples: int, generator: torch.Generator) -> Tensor:
+    """Means m*_b of ``resamples`` bootstrap resamples along the last dimension of ``values``: shape (..., resamples).
+
+    One draw of indices serves every leading entry, so methods scored on the same images are resampled alike.
+    """
+    count = values.shape[-1]
+    draws = torch.randint(0, count, (resamples, count), generator=generator)
+    return values[..., draws].mean(dim=-1)
+
+
 def bootstrap_interval(values: Tensor, confidence: float = 0.95, resamples: int = 10_000,
                        seed: int = 0) -> tuple[float, float, float]:
     """(mean, low, high) of the percentile bootstrap interval of the mean of a 1-D tensor of per-image values."""
@@ -23,9 +33,7 @@ def bootstrap_interval(values: Tensor, confidence: float = 0.95, resamples: int 
     if resamples < 1:
         raise ValueError(f"resamples must be at least 1, got {resamples}")
     values = values.detach().double().cpu()
-    generator = torch.Generator().manual_seed(seed)
-    picks = torch.randint(values.numel(), (resamples, values.numel()), generator=generator)
-    means = values[picks].mean(dim=1)
+    means = resampled_means(values, resamples, torch.Generator().manual_seed(seed))
     tail = (1.0 - confidence) / 2
     low, high = torch.quantile(means, torch.tensor([tail, 1.0 - tail], dtype=torch.float64)).tolist()
     return float(values.mean()), low, high

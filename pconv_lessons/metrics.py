@@ -48,6 +48,7 @@ from torch import Tensor, nn
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 from tqdm.auto import tqdm
 
+from pconv_lessons.bootstrap import resampled_means
 from pconv_lessons.checks import check_batch, check_image, check_image_values, check_int, check_mask, check_not_empty
 from pconv_lessons.losses import vgg16_cache_path
 from pconv_lessons.masks import PAPER_BUCKETS, generate_in_bucket, hole_ratio
@@ -285,12 +286,8 @@ class BucketEvaluation:
         bucket holds one mask per image, so this is the mean over all pairs).
         """
         generator = torch.Generator().manual_seed(self.bootstrap_seed)
-        count = self.scores.shape[3]
-        means = []
-        for b in range(len(self.buckets)):
-            draws = torch.randint(0, count, (self.resamples, count), generator=generator)
-            means.append(self.scores[:, :, b, draws].mean(dim=-1))  # (methods, metrics, resamples)
-        per_bucket = torch.stack(means, dim=2)
+        per_bucket = torch.stack([resampled_means(self.scores[:, :, b], self.resamples, generator)
+                                  for b in range(len(self.buckets))], dim=2)  # (methods, metrics, buckets, resamples)
         return torch.cat([per_bucket, per_bucket.mean(dim=2, keepdim=True)], dim=2)
 
     def intervals(self) -> np.ndarray:
