@@ -106,7 +106,8 @@ def test_fraction_within_and_plot():
     figure = plot_erfs([erf, erf], ["a", "b"])
     assert len(figure.axes) == 3  # two maps and a colour bar
     shown = figure.axes[0].images[0].get_array()
-    assert shown.max() == 0.0 and shown.min() == pytest.approx(-6.0)  # log10 of the normalised map, zeros at the floor (float32: -6.0000005)
+    # log10 of the normalised map, zeros at the floor (in float32 the floor reads -6.0000005)
+    assert shown.max() == 0.0 and shown.min() == pytest.approx(-6.0)
     linear = plot_erfs([erf], ["a"], log=False).axes[0].images[0].get_array()
     assert linear.max() == 1.0 and linear[0, 0] == pytest.approx(1 / 3)
     with pytest.raises(ValueError, match="titles"):

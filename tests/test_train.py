@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from pconv_lessons import train
-from pconv_lessons.train import Objective, TrainConfig, Trainer, load_checkpoint, load_model, main
+from pconv_lessons.train import TrainConfig, Trainer, load_checkpoint, load_model, main
+from toy_gan import Blend, Critic
 
 TINY = ["--model", "pconv", "--data", "sample", "--image-size", "32", "--batch-size", "2",
         "--model-arg", "layer_size=3", "--model-arg", "base_channels=4", "--loss-arg", "vgg_weights=none",
@@ -117,42 +118,8 @@ def test_finetune_phase_lowers_lr_and_freezes_encoder_batchnorm(tmp_path):
     assert all(torch.equal(a, norm.running_mean) for a, norm in zip(before, encoder_norms))
 
 
-class _Critic(Objective):
-    """A two-phase objective (a critic step, then a generator step), like a GAN plugs in."""
-
-    phases = ("critic", "generator")
-
-    def __init__(self, config, device):
-        super().__init__(config)
-        self.critic = nn.Conv2d(3, 1, 3, padding=1)
-
-    def modules(self):
-        return {"critic": self.critic}
-
-    def parameters(self, phase, model):
-        return self.critic.parameters() if phase == "critic" else model.parameters()
-
-    def loss(self, phase, model, image, mask, cache):
-        if "output" not in cache:
-            cache["output"] = self.predict(model, image, mask)
-        if phase == "critic":
-            fake = self.critic(cache["output"].detach()).mean()
-            return {"fake": fake, "total": fake - self.critic(image).mean()}
-        l1 = (cache["output"] - image).abs().mean()
-        return {"l1": l1, "total": l1 - 0.01 * self.critic(cache["output"]).mean()}
-
-
-class _Blend(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(4, 3, 3, padding=1)
-
-    def forward(self, image, mask):
-        return torch.sigmoid(self.conv(torch.cat([image, mask], 1)))
-
-
 def test_a_registered_multi_phase_model_trains_saves_and_reloads(tmp_path, monkeypatch):
-    monkeypatch.setitem(train.MODELS, "blend", train.ModelEntry(lambda config: _Blend(), _Critic))
+    monkeypatch.setitem(train.MODELS, "blend", train.ModelEntry(lambda config: Blend(), Critic))
     config = TrainConfig(model="blend", image_size=16, batch_size=2, steps=4, out=str(tmp_path), num_workers=0,
                          sample_every=0, mask_kind="box")
     history = Trainer(config, progress=False).train()
@@ -163,7 +130,7 @@ def test_a_registered_multi_phase_model_trains_saves_and_reloads(tmp_path, monke
                       progress=False)
     assert torch.equal(resumed.objective.critic.weight, checkpoint["objective"]["critic"]["weight"])
     model = load_model(tmp_path / "last.pt")
-    assert isinstance(model, _Blend) and not model.training
+    assert isinstance(model, Blend) and not model.training
 
 
 def test_unknown_model_is_a_clear_error(tmp_path):

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
 from pconv_lessons import train
-from pconv_lessons.training import ModelEntry, Objective, Trainer, TrainConfig, load_checkpoint, load_model, main
+from pconv_lessons.training import ModelEntry, Trainer, TrainConfig, load_checkpoint, load_model, main
 from pconv_lessons.training.cli import run
+from toy_gan import Blend, Critic
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -137,40 +137,6 @@ def test_a_non_finite_loss_stops_before_a_checkpoint_holds_it(tmp_path, monkeypa
     assert _csv_steps(tmp_path / "losses.csv") == [1, 2, 3, 4]  # every logged step kept, the bad one included
 
 
-class _Critic(Objective):
-    """A two-phase objective without batch statistics or power iterations: accumulation is then exact."""
-
-    phases = ("critic", "generator")
-
-    def __init__(self, config, device):
-        super().__init__(config)
-        self.critic = nn.Conv2d(3, 1, 3, padding=1)
-
-    def modules(self):
-        return {"critic": self.critic}
-
-    def parameters(self, phase, model):
-        return self.critic.parameters() if phase == "critic" else model.parameters()
-
-    def loss(self, phase, model, image, mask, cache):
-        if "output" not in cache:
-            cache["output"] = self.predict(model, image, mask)
-        if phase == "critic":
-            fake = self.trained("critic")(cache["output"].detach()).mean()
-            return {"total": fake - self.trained("critic")(image).mean()}
-        l1 = (cache["output"] - image).abs().mean()
-        return {"l1": l1, "total": l1 - 0.01 * self.critic(cache["output"]).mean()}
-
-
-class _Blend(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(4, 3, 3, padding=1)
-
-    def forward(self, image, mask):
-        return torch.sigmoid(self.conv(torch.cat([image, mask], 1)))
-
-
 def _blend_trainer(tmp_path, name, **changes):
     values = dict(model="blend", image_size=16, batch_size=4, steps=3, out=str(tmp_path / name), num_workers=0,
                   sample_every=0, checkpoint_every=0, eval_every=0, mask_kind="box", log_every=1)
@@ -179,7 +145,7 @@ def _blend_trainer(tmp_path, name, **changes):
 
 @pytest.fixture
 def blend(monkeypatch):
-    monkeypatch.setitem(train.MODELS, "blend", ModelEntry(lambda config: _Blend(), _Critic))
+    monkeypatch.setitem(train.MODELS, "blend", ModelEntry(lambda config: Blend(), Critic))
 
 
 def test_gradient_accumulation_equals_the_larger_batch(tmp_path, blend):
@@ -252,7 +218,7 @@ def test_tensorboard_receives_every_logged_scalar(tmp_path, blend, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=Writer))
     _blend_trainer(tmp_path, "tb", tensorboard=True, steps=2).train()
     assert sorted(written) == sorted((name, step) for step in (1, 2)
-                                     for name in ("critic/total", "generator/l1", "generator/total"))
+                                     for name in ("critic/fake", "critic/total", "generator/l1", "generator/total"))
 
 
 def test_console_entry_point_prints_one_line_errors(tmp_path, monkeypatch, capsys):

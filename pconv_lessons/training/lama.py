@@ -26,8 +26,8 @@ The default ``gan="hinge"`` is the SN-PatchGAN hinge loss of lesson 08.
 ``adversarial`` (10; 0 trains without a discriminator), ``gan`` (``"hinge"`` or ``"lama"``), ``feature_matching``
 (100, with ``gan="lama"`` only), ``gp_coef`` (0.001), ``disc_channels`` (64), ``vgg_weights``
 (``"random"``, ``"imagenet"``, a file path or ``"none"``, read by ``pconv_lessons.training.objective.loss_network`` as for every
-model). ``model_args``: ``ngf``, ``n_blocks``, ``ratio``, ``down_padding``. Adam keeps its default betas (0.9, 0.999) for both networks,
-as LaMa's own ``default_optimizers.yaml`` does.
+model). ``model_args``: ``ngf``, ``n_blocks``, ``ratio``, ``down_padding``. Adam keeps its default betas
+(0.9, 0.999) for both networks, as LaMa's own ``default_optimizers.yaml`` does.
 """
 
 from __future__ import annotations

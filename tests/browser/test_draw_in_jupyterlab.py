@@ -23,7 +23,8 @@ def _browser_available() -> bool:
     return find_chromium() is not None
 
 
-@pytest.mark.skipif(not _browser_available(), reason="runs with PCONV_BROWSER_TEST=1 (the README's test command) where Playwright and a Chromium are installed (see tests/browser/README.md)")
+@pytest.mark.skipif(not _browser_available(), reason="runs with PCONV_BROWSER_TEST=1 (the README's test command) where "
+                    "Playwright and a Chromium are installed (see tests/browser/README.md)")
 def test_a_mouse_stroke_in_jupyterlab_reaches_the_kernel_mask(tmp_path: Path):
     from draw_in_jupyterlab import draw_and_check
 
