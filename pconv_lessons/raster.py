@@ -14,12 +14,12 @@ the reference the tests use; on a GPU it is a fine way to draw a few strokes). T
 work by **scan lines** instead: a capsule is convex, so each pixel row cuts it in one interval of
 columns — the union of the intervals cut from its two end disks (``ax ± sqrt(r² − (y − ay)²)``) and
 from its rectangle body (two linear inequalities in x: the projection onto AB lies in [0, |AB|²] and
-the cross product is at most r·|AB|). NumPy then sets every pixel of every interval in one scatter (work ∝
-pixels written, a few masks at a time so that it stays in cache) or, when overlapping intervals would write
-much of the image, marks them with the running sum described next; boxes are plain slices. torch writes +1 at each
-interval's start and −1 after its end into a difference array whose running sum counts the intervals
-covering each pixel (work ∝ pixels and no data-dependent sizes, which suits a GPU). Either way a whole
-batch of masks is drawn at once.
+the cross product is at most r·|AB|). NumPy then merges the intervals of the flattened image into the runs of
+their union (one sort) and writes the whole image in one pass as alternating runs of "known" and "hole"
+(``np.repeat``; work ∝ intervals + pixels, however much they overlap; a few masks at a time so that it stays in
+cache); boxes are plain slices. torch writes +1 at each interval's start and −1 after its end into a difference
+array whose running sum counts the intervals covering each pixel (work ∝ pixels and no data-dependent sizes,
+which suits a GPU). Either way a whole batch of masks is drawn at once.
 
 Primitives come as flat arrays with the mask index in the first column:
 capsules ``(K, 6) = [mask, ax, ay, bx, by, r]`` (``r < 0`` draws nothing) and boxes
@@ -40,9 +40,6 @@ from torch import Tensor
 # torch this many, so that a large GPU batch (e.g. 8192 masks at 512²) fits in memory.
 _CHUNK_PIXELS = 1 << 20
 TORCH_CHUNK_PIXELS = 1 << 26
-# Above this share of the image in pixels written, NumPy marks spans with a running sum instead of a scatter
-# (measured break-even: about a third of the image for one 256² mask).
-_SCATTER_SHARE = 0.35
 
 # A segment exactly parallel to an axis gets this (pixel-scale) nudge, so the body's two constraints are
 # always intervals in x; it turns the segment by ~1e-12 rad, which moves no pixel centre off a boundary.
@@ -88,25 +85,37 @@ def _capsule_row_intervals_np(constants: np.ndarray, rows: np.ndarray):
     return left, right
 
 
-def _fill_spans_np(mask_index, rows, c0, c1, out: np.ndarray, value) -> None:
-    """Write ``value`` into every pixel of every column span [c0, c1] on (mask, row) of ``out`` (n, H, W).
+def _union_runs_np(starts: np.ndarray, lengths: np.ndarray, pixels: int, width: int) -> np.ndarray:
+    """Run lengths outside, inside, outside, …, outside of the union of flat spans [start, start + length) in 0…pixels.
 
-    Spans overlap (neighbouring segments of a stroke share their caps). While they write fewer pixels than
-    ``_SCATTER_SHARE`` of the image, one scatter sets them (work ∝ pixels written); otherwise a difference
-    array — +1 where a span starts, −1 just after it ends — and its running sum mark the covered pixels
-    (work ∝ image size, whatever the overlap).
+    Spans overlap (neighbouring segments of a stroke share their caps, strokes cross). Sorted by start (one sort of
+    start·(W + 1) + length, as length ≤ W), a span opens a new run of the union when it starts after every earlier
+    span has ended (the running maximum of their ends); the run closes at that maximum just before the next opening.
     """
-    _, height, width = out.shape
-    starts = (mask_index * height + rows) * width + c0
-    lengths = c1 - c0 + 1
-    flat = out.reshape(-1)
-    if lengths.sum() < _SCATTER_SHARE * flat.size:
-        offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
-        offsets += np.arange(len(offsets))
-        flat[offsets] = value
-        return
-    boundaries = np.bincount(starts, minlength=flat.size + 1) - np.bincount(starts + lengths, minlength=flat.size + 1)
-    np.copyto(flat, value, where=np.cumsum(boundaries[:-1]) > 0)
+    key = np.sort(starts * (width + 1) + lengths)
+    starts, lengths = np.divmod(key, width + 1)
+    ends = np.maximum.accumulate(starts + lengths)
+    opens = np.empty(len(key), dtype=bool)
+    opens[:1] = True
+    np.greater(starts[1:], ends[:-1], out=opens[1:])
+    closes = np.empty_like(opens)
+    closes[:-1], closes[-1:] = opens[1:], True
+    bounds = np.empty(2 * int(opens.sum()) + 2, dtype=np.int64)
+    bounds[0], bounds[-1] = 0, pixels
+    bounds[1:-1:2], bounds[2:-1:2] = starts[opens], ends[closes]
+    return np.diff(bounds)
+
+
+def _paint_spans_np(mask_index, rows, c0, c1, n: int, height: int, width: int, outside, inside) -> np.ndarray:
+    """(n, H, W) array that is ``inside`` on every column span [c0, c1] of (mask, row) and ``outside`` elsewhere.
+
+    Written in one pass as runs of the two values (``np.repeat``): work ∝ number of spans + pixels, whatever the
+    overlap between spans.
+    """
+    runs = _union_runs_np((mask_index * height + rows) * width + c0, c1 - c0 + 1, n * height * width, width)
+    values = np.empty(len(runs), dtype=outside.dtype)
+    values[0::2], values[1::2] = outside, inside
+    return np.repeat(values, runs).reshape(n, height, width)
 
 
 def _capsule_spans_np(caps: np.ndarray, height: int, width: int):
@@ -162,16 +171,19 @@ def rasterise_numpy(
     capsules = np.asarray(capsules, dtype=np.float64).reshape(-1, 6)
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 5)
     capsules, boxes = _grown_np(capsules, boxes, grow)
-    out = np.ones((n, height, width), dtype=np.float32) if as_masks else np.zeros((n, height, width), dtype=bool)
-    value = 0.0 if as_masks else True
+    outside, inside = (np.float32(1.0), np.float32(0.0)) if as_masks else (np.False_, np.True_)
     per_chunk = max(1, _CHUNK_PIXELS // (height * width))
+    chunks = []
     for first in range(0, n if len(capsules) else 0, per_chunk):
         last = min(n, first + per_chunk)
         caps = capsules if n <= per_chunk else capsules[(capsules[:, 0] >= first) & (capsules[:, 0] < last)]
-        if len(caps):
-            mask_index, rows, c0, c1 = _capsule_spans_np(caps, height, width)
-            _fill_spans_np(mask_index - first, rows, c0, c1, out[first:last], value)
-    _fill_boxes_np(boxes, out, value)
+        mask_index, rows, c0, c1 = _capsule_spans_np(caps, height, width)
+        chunks.append(_paint_spans_np(mask_index - first, rows, c0, c1, last - first, height, width, outside, inside))
+    if not chunks:
+        out = np.full((n, height, width), outside)
+    else:
+        out = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+    _fill_boxes_np(boxes, out, inside)
     return out
 
 

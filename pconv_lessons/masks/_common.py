@@ -6,6 +6,7 @@ caps — and boxes ``[x0, y0, x1, y1]``; flat arrays carry the mask index in fro
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -46,9 +47,26 @@ def pick_backend(backend: str | None, device: torch.device) -> str:
     return backend
 
 
-def mask_rng(seed: int, index: int) -> np.random.Generator:
-    """The NumPy random stream of mask ``index`` under base ``seed`` (independent streams for every index)."""
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(index,))))
+STREAM_STRIDE = 1 << 64  # 64-bit draws of the seed's stream that belong to each mask index
+
+
+@functools.lru_cache(maxsize=64)
+def _seed_state(seed: int) -> dict:
+    return np.random.PCG64(seed).state
+
+
+def mask_rng(seed: int, index: int, bit_generator: np.random.PCG64 | None = None) -> np.random.Generator:
+    """The NumPy random stream of mask ``index`` under base ``seed``, for 0 ≤ index < 2⁶⁴.
+
+    PCG64 seeded with ``seed`` and advanced by index · 2⁶⁴ draws: every index owns a disjoint stretch of 2⁶⁴
+    draws of one stream (a mask draws a few hundred), so masks never share random numbers. Setting a state and
+    advancing costs ~2 µs, a fresh PCG64 ~9 µs (as much as drawing a mask of boxes): pass ``bit_generator`` to
+    rewind and reuse one (whatever it was drawing before is lost).
+    """
+    bit_generator = np.random.PCG64() if bit_generator is None else bit_generator
+    bit_generator.state = _seed_state(seed)
+    bit_generator.advance(index * STREAM_STRIDE)
+    return np.random.Generator(bit_generator)
 
 
 def chain_capsules_np(xs: np.ndarray, ys: np.ndarray, radius: np.ndarray, valid: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ CUDA device uses torch. Each family's module (``shapes``, ``free_form``, ``lama`
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -33,11 +34,22 @@ def check_kind(kind: str) -> None:
         raise ValueError(f"unknown mask kind {kind!r}; choose one of {list(KINDS)}")
 
 
+_THREAD = threading.local()
+
+
+def _bit_generator() -> np.random.PCG64:
+    """This thread's PCG64, rewound by ``mask_rng`` for every mask (making one per mask would cost ~9 µs)."""
+    if not hasattr(_THREAD, "bit_generator"):
+        _THREAD.bit_generator = np.random.PCG64()
+    return _THREAD.bit_generator
+
+
 def primitives_numpy(kind: str, indices: Sequence[int], height: int, width: int, seed: int):
     """Flat capsules (K, 6) and boxes (B, 5) of masks ``indices`` of ``seed``, first column = position in ``indices``."""
     capsules, boxes, stroke_tables, stroke_owners = [np.zeros((0, 6))], [np.zeros((0, 5))], [], []
+    bit_generator = _bit_generator()
     for position, index in enumerate(indices):
-        rng = mask_rng(seed, int(index))
+        rng = mask_rng(seed, int(index), bit_generator)
         drawn = lama_np(rng, height, width, kind) if kind in _LAMA_KINDS else _NUMPY_SAMPLERS[kind](rng, height, width)
         if isinstance(drawn, StrokeDraws):
             stroke_tables.append(drawn.table)
@@ -52,6 +64,12 @@ def primitives_numpy(kind: str, indices: Sequence[int], height: int, width: int,
         capsules.append(stroke_capsules_np(np.concatenate(stroke_tables), np.concatenate(stroke_owners), height, width))
     return (np.concatenate(capsules) if len(capsules) > 1 else capsules[0],
             np.concatenate(boxes) if len(boxes) > 1 else boxes[0])
+
+
+def mask_numpy(kind: str, index: int, height: int, width: int, seed: int) -> np.ndarray:
+    """Mask ``index`` of ``seed`` alone, float32 (1, H, W), 1 = known: the one ``generate``'s NumPy path draws."""
+    capsules, boxes = primitives_numpy(kind, (index,), height, width, seed)
+    return rasterise_numpy(capsules, boxes, 1, height, width, as_masks=True)
 
 
 def primitives_torch(kind: str, n: int, height: int, width: int, seed: int, device: torch.device):
