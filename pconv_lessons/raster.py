@@ -77,9 +77,8 @@ def _capsule_row_intervals_np(constants: np.ndarray, rows: np.ndarray):
     shift1, centre2 = dya * s1, dya * s2
     body_left = np.maximum(lo1 - shift1, centre2 - half2)
     body_right = np.minimum(hi1 - shift1, centre2 + half2)
-    empty = body_left > body_right
-    body_left[empty] = np.nan
-    body_right[empty] = np.nan
+    body = body_left <= body_right
+    body_left, body_right = np.where(body, body_left, np.nan), np.where(body, body_right, np.nan)
     left = np.fmin(np.fmin(ax - ha, bx - hb), body_left + ax)
     right = np.fmax(np.fmax(ax + ha, bx + hb), body_right + ax)
     return left, right
@@ -106,32 +105,36 @@ def _union_runs_np(starts: np.ndarray, lengths: np.ndarray, pixels: int, width: 
     return np.diff(bounds)
 
 
-def _paint_spans_np(mask_index, rows, c0, c1, n: int, height: int, width: int, outside, inside) -> np.ndarray:
-    """(n, H, W) array that is ``inside`` on every column span [c0, c1] of (mask, row) and ``outside`` elsewhere.
+def _paint_spans_np(starts, lengths, n: int, height: int, width: int, outside, inside) -> np.ndarray:
+    """(n, H, W) array that is ``inside`` on every flat span [start, start + length) and ``outside`` elsewhere.
 
     Written in one pass as runs of the two values (``np.repeat``): work ∝ number of spans + pixels, whatever the
     overlap between spans.
     """
-    runs = _union_runs_np((mask_index * height + rows) * width + c0, c1 - c0 + 1, n * height * width, width)
+    runs = _union_runs_np(starts, lengths, n * height * width, width)
     values = np.empty(len(runs), dtype=outside.dtype)
     values[0::2], values[1::2] = outside, inside
     return np.repeat(values, runs).reshape(n, height, width)
 
 
-def _capsule_spans_np(caps: np.ndarray, height: int, width: int):
+def _capsule_spans_np(caps: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flat start (mask·H·W + row·W + first column) and length of every non-empty row span of every capsule."""
     if (caps[:, 5] < 0).any():
         caps = caps[caps[:, 5] >= 0]
     ay, by, r = caps[:, 2], caps[:, 4], caps[:, 5]
-    top = np.maximum(np.ceil(np.minimum(ay, by) - r), 0).astype(np.int64)
-    bottom = np.minimum(np.floor(np.maximum(ay, by) + r), height - 1).astype(np.int64)
-    counts = np.maximum(bottom - top + 1, 0)
-    owner = np.repeat(np.arange(len(caps)), counts)
-    rows = np.arange(len(owner)) + np.repeat(top - (np.cumsum(counts) - counts), counts)
-    left, right = _capsule_row_intervals_np(_capsule_constants_np(caps)[:, owner], rows.astype(np.float64))
-    c0 = np.maximum(np.ceil(left), 0)  # np.maximum/np.minimum: np.clip's Python wrapper costs more on small arrays
-    c1 = np.minimum(np.floor(right), width - 1)
-    ok = c0 <= c1  # False where NaN
-    return caps[owner[ok], 0].astype(np.int64), rows[ok], c0[ok].astype(np.int64), c1[ok].astype(np.int64)
+    top = np.maximum(np.ceil(np.minimum(ay, by) - r), 0)
+    counts = np.maximum(np.minimum(np.floor(np.maximum(ay, by) + r), height - 1) - top + 1, 0).astype(np.int64)
+    # per capsule: its geometry, and what turns a running row number into (row, flat offset of the row)
+    first_row = np.cumsum(counts) - counts
+    per_capsule = np.concatenate([_capsule_constants_np(caps), [first_row - top, caps[:, 0] * height]])
+    per_row = np.repeat(per_capsule, counts, axis=1)
+    rows = np.arange(per_row.shape[1], dtype=np.float64) - per_row[10]
+    left, right = _capsule_row_intervals_np(per_row[:10], rows)
+    c0 = np.maximum(np.ceil(left), 0)  # np.maximum/np.minimum keep the NaN of an empty row (np.clip costs more)
+    lengths = np.minimum(np.floor(right), width - 1) - c0 + 1
+    ok = lengths > 0  # False where NaN
+    starts = (per_row[11] + rows) * width + c0
+    return starts[ok].astype(np.int64), lengths[ok].astype(np.int64)
 
 
 def _fill_boxes_np(boxes: np.ndarray, out: np.ndarray, value) -> None:
@@ -177,8 +180,9 @@ def rasterise_numpy(
     for first in range(0, n if len(capsules) else 0, per_chunk):
         last = min(n, first + per_chunk)
         caps = capsules if n <= per_chunk else capsules[(capsules[:, 0] >= first) & (capsules[:, 0] < last)]
-        mask_index, rows, c0, c1 = _capsule_spans_np(caps, height, width)
-        chunks.append(_paint_spans_np(mask_index - first, rows, c0, c1, last - first, height, width, outside, inside))
+        starts, lengths = _capsule_spans_np(caps, height, width)
+        chunks.append(_paint_spans_np(starts - first * height * width, lengths, last - first, height, width, outside,
+                                      inside))
     if not chunks:
         out = np.full((n, height, width), outside)
     else:

@@ -58,14 +58,17 @@ def test_span_union_paints_what_a_loop_over_the_spans_paints(monkeypatch):
     from pconv_lessons import raster
 
     caps = _random_capsules(5, count=120)
-    spans = np.column_stack(raster._capsule_spans_np(caps, HEIGHT, WIDTH))
+    starts, lengths = raster._capsule_spans_np(caps, HEIGHT, WIDTH)
+    mask, row, c0 = starts // (HEIGHT * WIDTH), starts // WIDTH % HEIGHT, starts % WIDTH
+    spans = np.column_stack([mask, row, c0, c0 + lengths - 1])
     extra = np.array([[0, 3, 10, 20], [0, 3, 10, 20], [0, 3, 21, 25], [1, 5, 40, WIDTH - 1], [1, 6, 0, 2],
                       [2, HEIGHT - 1, WIDTH - 1, WIDTH - 1], [2, 0, 0, 0]])
     spans = np.concatenate([spans, extra])
     expected = np.zeros((N_MASKS, HEIGHT, WIDTH), dtype=bool)
     for mask, row, c0, c1 in spans.tolist():
         expected[mask, row, c0:c1 + 1] = True
-    got = raster._paint_spans_np(*spans.T, N_MASKS, HEIGHT, WIDTH, np.False_, np.True_)
+    flat_starts = (spans[:, 0] * HEIGHT + spans[:, 1]) * WIDTH + spans[:, 2]
+    got = raster._paint_spans_np(flat_starts, spans[:, 3] - spans[:, 2] + 1, N_MASKS, HEIGHT, WIDTH, np.False_, np.True_)
     assert got.dtype == bool and np.array_equal(got, expected)
     holes = rasterise_numpy(caps, np.zeros((0, 5)), N_MASKS, HEIGHT, WIDTH)
     monkeypatch.setattr(raster, "_CHUNK_PIXELS", HEIGHT * WIDTH)  # one mask per chunk
