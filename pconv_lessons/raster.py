@@ -141,8 +141,8 @@ def _fill_boxes_np(boxes: np.ndarray, out: np.ndarray, value) -> None:
     """Write ``value`` into the pixels of every box [mask, x0, y0, x1, y1] (centres x0 ≤ col < x1, y0 ≤ row < y1)."""
     _, height, width = out.shape
     for mask, x0, y0, x1, y1 in boxes.tolist():  # a slice per box: a few boxes per mask
-        c0, c1 = (min(max(math.ceil(x), 0), width) for x in (x0, x1))
-        r0, r1 = (min(max(math.ceil(y), 0), height) for y in (y0, y1))
+        c0, c1 = min(max(math.ceil(x0), 0), width), min(max(math.ceil(x1), 0), width)
+        r0, r1 = min(max(math.ceil(y0), 0), height), min(max(math.ceil(y1), 0), height)
         out[int(mask), r0:r1, c0:c1] = value
 
 

@@ -57,9 +57,9 @@ def primitives_numpy(kind: str, indices: Sequence[int], height: int, width: int,
             continue
         caps, bxs = drawn
         if len(caps):
-            capsules.append(np.column_stack([np.full(len(caps), position), caps]))
+            capsules.append(np.concatenate([np.full((len(caps), 1), position), caps], axis=1))
         if len(bxs):
-            boxes.append(np.column_stack([np.full(len(bxs), position), bxs]))
+            boxes.append(np.concatenate([np.full((len(bxs), 1), position), bxs], axis=1))
     if stroke_tables:
         capsules.append(stroke_capsules_np(np.concatenate(stroke_tables), np.concatenate(stroke_owners), height, width))
     return (np.concatenate(capsules) if len(capsules) > 1 else capsules[0],
