@@ -41,6 +41,10 @@ from torch import Tensor
 _CHUNK_PIXELS = 1 << 20
 TORCH_CHUNK_PIXELS = 1 << 26
 
+# (outside a primitive, inside it): masks are float32 1 = known, hole indicators bool True = hole
+_MASK_VALUES = (np.float32(1.0), np.float32(0.0))
+_HOLE_VALUES = (np.False_, np.True_)
+
 # A segment exactly parallel to an axis gets this (pixel-scale) nudge, so the body's two constraints are
 # always intervals in x; it turns the segment by ~1e-12 rad, which moves no pixel centre off a boundary.
 _AXIS_NUDGE = 1e-12
@@ -174,7 +178,7 @@ def rasterise_numpy(
     capsules = np.asarray(capsules, dtype=np.float64).reshape(-1, 6)
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 5)
     capsules, boxes = _grown_np(capsules, boxes, grow)
-    outside, inside = (np.float32(1.0), np.float32(0.0)) if as_masks else (np.False_, np.True_)
+    outside, inside = _MASK_VALUES if as_masks else _HOLE_VALUES
     per_chunk = max(1, _CHUNK_PIXELS // (height * width))
     chunks = []
     for first in range(0, n if len(capsules) else 0, per_chunk):
@@ -184,7 +188,8 @@ def rasterise_numpy(
         chunks.append(_paint_spans_np(starts - first * height * width, lengths, last - first, height, width, outside,
                                       inside))
     if not chunks:
-        out = np.full((n, height, width), outside)
+        out = np.empty((n, height, width), dtype=outside.dtype)
+        out.fill(outside)
     else:
         out = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
     _fill_boxes_np(boxes, out, inside)
