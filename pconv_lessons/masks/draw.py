@@ -44,9 +44,19 @@ def _bit_generator() -> np.random.PCG64:
     return _THREAD.bit_generator
 
 
+def _with_owner(rows: np.ndarray, position: int) -> np.ndarray:
+    out = np.empty((len(rows), rows.shape[1] + 1))
+    out[:, 0], out[:, 1:] = position, rows
+    return out
+
+
+def _joined(parts: list[np.ndarray], columns: int) -> np.ndarray:
+    return parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.zeros((0, columns))
+
+
 def primitives_numpy(kind: str, indices: Sequence[int], height: int, width: int, seed: int):
     """Flat capsules (K, 6) and boxes (B, 5) of masks ``indices`` of ``seed``, first column = position in ``indices``."""
-    capsules, boxes, stroke_tables, stroke_owners = [np.zeros((0, 6))], [np.zeros((0, 5))], [], []
+    capsules, boxes, stroke_tables, stroke_owners = [], [], [], []
     bit_generator = _bit_generator()
     for position, index in enumerate(indices):
         rng = mask_rng(seed, int(index), bit_generator)
@@ -57,13 +67,12 @@ def primitives_numpy(kind: str, indices: Sequence[int], height: int, width: int,
             continue
         caps, bxs = drawn
         if len(caps):
-            capsules.append(np.concatenate([np.full((len(caps), 1), position), caps], axis=1))
+            capsules.append(_with_owner(caps, position))
         if len(bxs):
-            boxes.append(np.concatenate([np.full((len(bxs), 1), position), bxs], axis=1))
+            boxes.append(_with_owner(bxs, position))
     if stroke_tables:
         capsules.append(stroke_capsules_np(np.concatenate(stroke_tables), np.concatenate(stroke_owners), height, width))
-    return (np.concatenate(capsules) if len(capsules) > 1 else capsules[0],
-            np.concatenate(boxes) if len(boxes) > 1 else boxes[0])
+    return _joined(capsules, 6), _joined(boxes, 5)
 
 
 def mask_numpy(kind: str, index: int, height: int, width: int, seed: int) -> np.ndarray:
