@@ -47,25 +47,27 @@ def pick_backend(backend: str | None, device: torch.device) -> str:
     return backend
 
 
-STREAM_STRIDE = 1 << 64  # 64-bit draws of the seed's stream that belong to each mask index
+# Mask i's stream starts i·JUMP draws into the seed's stream (mod 2¹²⁸): NumPy's own jump (golden ratio · 2¹²⁸, what
+# ``PCG64.jumped`` uses). A power-of-two stride would leave the states of neighbouring masks equal in their low bits.
+STREAM_JUMP = 0x9E3779B97F4A7C15F39CC0605CEDC835
 
 
 @functools.lru_cache(maxsize=64)
 def _seed_state(seed: int) -> dict:
-    return np.random.PCG64(seed).state
+    return np.random.PCG64DXSM(seed).state
 
 
-def mask_rng(seed: int, index: int, bit_generator: np.random.PCG64 | None = None) -> np.random.Generator:
-    """The NumPy random stream of mask ``index`` under base ``seed``, for 0 ≤ index < 2⁶⁴.
+def mask_rng(seed: int, index: int, bit_generator: np.random.PCG64DXSM | None = None) -> np.random.Generator:
+    """The NumPy random stream of mask ``index`` ≥ 0 under base ``seed``.
 
-    PCG64 seeded with ``seed`` and advanced by index · 2⁶⁴ draws: every index owns a disjoint stretch of 2⁶⁴
-    draws of one stream (a mask draws a few hundred), so masks never share random numbers. Setting a state and
-    advancing costs ~2 µs, a fresh PCG64 ~9 µs (as much as drawing a mask of boxes): pass ``bit_generator`` to
-    rewind and reuse one (whatever it was drawing before is lost).
+    PCG64DXSM seeded with ``seed`` and advanced by index · ``STREAM_JUMP`` draws: the starts of the first N
+    indices lie at least ~2¹²⁸ / N draws apart on one stream (a mask draws a few hundred), so masks never share
+    random numbers. Setting a state and advancing costs ~2 µs, a new bit generator ~9 µs (as much as drawing a
+    mask of boxes): pass ``bit_generator`` to rewind and reuse one (whatever it was drawing before is lost).
     """
-    bit_generator = np.random.PCG64() if bit_generator is None else bit_generator
+    bit_generator = np.random.PCG64DXSM() if bit_generator is None else bit_generator
     bit_generator.state = _seed_state(seed)
-    bit_generator.advance(index * STREAM_STRIDE)
+    bit_generator.advance(index * STREAM_JUMP % (1 << 128))
     return np.random.Generator(bit_generator)
 
 

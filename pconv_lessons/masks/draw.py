@@ -37,10 +37,10 @@ def check_kind(kind: str) -> None:
 _THREAD = threading.local()
 
 
-def _bit_generator() -> np.random.PCG64:
-    """This thread's PCG64, rewound by ``mask_rng`` for every mask (making one per mask would cost ~9 µs)."""
+def _bit_generator() -> np.random.PCG64DXSM:
+    """This thread's bit generator, rewound by ``mask_rng`` for every mask (making one per mask would cost ~9 µs)."""
     if not hasattr(_THREAD, "bit_generator"):
-        _THREAD.bit_generator = np.random.PCG64()
+        _THREAD.bit_generator = np.random.PCG64DXSM()
     return _THREAD.bit_generator
 
 
