@@ -1,8 +1,8 @@
 """Mask generation speed: masks per second for every family, one at a time (``MaskDataset[i]``, what a DataLoader
 worker does), the NumPy batch path and batched torch (CPU, and CUDA if present).
 
-    python benchmarks/masks.py                  # 256² and 512², all families
-    python benchmarks/masks.py --sizes 256 --kinds lama_thin lama_medium lama_thick --count 512
+    PYTHONPATH=. python benchmarks/masks.py     # 256² and 512², all families (PYTHONPATH=.: this checkout, not an installed copy)
+    PYTHONPATH=. python benchmarks/masks.py --sizes 256 --kinds lama_thin lama_medium lama_thick --count 512
 
 Each figure is the best of ``--repeats`` timed runs after one warm-up run. CPU paths are reported twice:
 per second of wall-clock time, and per second of CPU time this process actually got (``time.process_time``),

@@ -14,12 +14,12 @@ the reference the tests use; on a GPU it is a fine way to draw a few strokes). T
 work by **scan lines** instead: a capsule is convex, so each pixel row cuts it in one interval of
 columns — the union of the intervals cut from its two end disks (``ax ± sqrt(r² − (y − ay)²)``) and
 from its rectangle body (two linear inequalities in x: the projection onto AB lies in [0, |AB|²] and
-the cross product is at most r·|AB|). NumPy then sets every pixel of every interval in one scatter (work ∝
-pixels written, a few masks at a time so that it stays in cache) or, when overlapping intervals would write
-much of the image, marks them with the running sum described next; boxes are plain slices. torch writes +1 at each
-interval's start and −1 after its end into a difference array whose running sum counts the intervals
-covering each pixel (work ∝ pixels and no data-dependent sizes, which suits a GPU). Either way a whole
-batch of masks is drawn at once.
+the cross product is at most r·|AB|). NumPy then merges the intervals of the flattened image into the runs of
+their union (one sort) and writes the whole image in one pass as alternating runs of "known" and "hole"
+(``np.repeat``; work ∝ intervals + pixels, however much they overlap; a few masks at a time so that it stays in
+cache); boxes are plain slices. torch writes +1 at each interval's start and −1 after its end into a difference
+array whose running sum counts the intervals covering each pixel (work ∝ pixels and no data-dependent sizes,
+which suits a GPU). Either way a whole batch of masks is drawn at once.
 
 Primitives come as flat arrays with the mask index in the first column:
 capsules ``(K, 6) = [mask, ax, ay, bx, by, r]`` (``r < 0`` draws nothing) and boxes
@@ -40,9 +40,10 @@ from torch import Tensor
 # torch this many, so that a large GPU batch (e.g. 8192 masks at 512²) fits in memory.
 _CHUNK_PIXELS = 1 << 20
 TORCH_CHUNK_PIXELS = 1 << 26
-# Above this share of the image in pixels written, NumPy marks spans with a running sum instead of a scatter
-# (measured break-even: about a third of the image for one 256² mask).
-_SCATTER_SHARE = 0.35
+
+# (outside a primitive, inside it): masks are float32 1 = known, hole indicators bool True = hole
+_MASK_VALUES = (np.float32(1.0), np.float32(0.0))
+_HOLE_VALUES = (np.False_, np.True_)
 
 # A segment exactly parallel to an axis gets this (pixel-scale) nudge, so the body's two constraints are
 # always intervals in x; it turns the segment by ~1e-12 rad, which moves no pixel centre off a boundary.
@@ -80,57 +81,72 @@ def _capsule_row_intervals_np(constants: np.ndarray, rows: np.ndarray):
     shift1, centre2 = dya * s1, dya * s2
     body_left = np.maximum(lo1 - shift1, centre2 - half2)
     body_right = np.minimum(hi1 - shift1, centre2 + half2)
-    empty = body_left > body_right
-    body_left[empty] = np.nan
-    body_right[empty] = np.nan
+    body = body_left <= body_right
+    body_left, body_right = np.where(body, body_left, np.nan), np.where(body, body_right, np.nan)
     left = np.fmin(np.fmin(ax - ha, bx - hb), body_left + ax)
     right = np.fmax(np.fmax(ax + ha, bx + hb), body_right + ax)
     return left, right
 
 
-def _fill_spans_np(mask_index, rows, c0, c1, out: np.ndarray, value) -> None:
-    """Write ``value`` into every pixel of every column span [c0, c1] on (mask, row) of ``out`` (n, H, W).
+def _union_runs_np(starts: np.ndarray, lengths: np.ndarray, pixels: int, width: int) -> np.ndarray:
+    """Run lengths outside, inside, outside, …, outside of the union of flat spans [start, start + length) in 0…pixels.
 
-    Spans overlap (neighbouring segments of a stroke share their caps). While they write fewer pixels than
-    ``_SCATTER_SHARE`` of the image, one scatter sets them (work ∝ pixels written); otherwise a difference
-    array — +1 where a span starts, −1 just after it ends — and its running sum mark the covered pixels
-    (work ∝ image size, whatever the overlap).
+    Spans overlap (neighbouring segments of a stroke share their caps, strokes cross). Sorted by start (one sort of
+    start·(W + 1) + length, as length ≤ W), a span opens a new run of the union when it starts after every earlier
+    span has ended (the running maximum of their ends); the run closes at that maximum just before the next opening.
     """
-    _, height, width = out.shape
-    starts = (mask_index * height + rows) * width + c0
-    lengths = c1 - c0 + 1
-    flat = out.reshape(-1)
-    if lengths.sum() < _SCATTER_SHARE * flat.size:
-        offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
-        offsets += np.arange(len(offsets))
-        flat[offsets] = value
-        return
-    boundaries = np.bincount(starts, minlength=flat.size + 1) - np.bincount(starts + lengths, minlength=flat.size + 1)
-    np.copyto(flat, value, where=np.cumsum(boundaries[:-1]) > 0)
+    key = np.sort(starts * (width + 1) + lengths)
+    starts, lengths = np.divmod(key, width + 1)
+    ends = np.maximum.accumulate(starts + lengths)
+    opens = np.empty(len(key), dtype=bool)
+    opens[:1] = True
+    np.greater(starts[1:], ends[:-1], out=opens[1:])
+    closes = np.empty_like(opens)
+    closes[:-1], closes[-1:] = opens[1:], True
+    bounds = np.empty(2 * int(opens.sum()) + 2, dtype=np.int64)
+    bounds[0], bounds[-1] = 0, pixels
+    bounds[1:-1:2], bounds[2:-1:2] = starts[opens], ends[closes]
+    return np.diff(bounds)
 
 
-def _capsule_spans_np(caps: np.ndarray, height: int, width: int):
+def _paint_spans_np(starts, lengths, n: int, height: int, width: int, outside, inside) -> np.ndarray:
+    """(n, H, W) array that is ``inside`` on every flat span [start, start + length) and ``outside`` elsewhere.
+
+    Written in one pass as runs of the two values (``np.repeat``): work ∝ number of spans + pixels, whatever the
+    overlap between spans.
+    """
+    runs = _union_runs_np(starts, lengths, n * height * width, width)
+    values = np.empty(len(runs), dtype=outside.dtype)
+    values[0::2], values[1::2] = outside, inside
+    return np.repeat(values, runs).reshape(n, height, width)
+
+
+def _capsule_spans_np(caps: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flat start (mask·H·W + row·W + first column) and length of every non-empty row span of every capsule."""
     if (caps[:, 5] < 0).any():
         caps = caps[caps[:, 5] >= 0]
     ay, by, r = caps[:, 2], caps[:, 4], caps[:, 5]
-    top = np.maximum(np.ceil(np.minimum(ay, by) - r), 0).astype(np.int64)
-    bottom = np.minimum(np.floor(np.maximum(ay, by) + r), height - 1).astype(np.int64)
-    counts = np.maximum(bottom - top + 1, 0)
-    owner = np.repeat(np.arange(len(caps)), counts)
-    rows = np.arange(len(owner)) + np.repeat(top - (np.cumsum(counts) - counts), counts)
-    left, right = _capsule_row_intervals_np(_capsule_constants_np(caps)[:, owner], rows.astype(np.float64))
-    c0 = np.maximum(np.ceil(left), 0)  # np.maximum/np.minimum: np.clip's Python wrapper costs more on small arrays
-    c1 = np.minimum(np.floor(right), width - 1)
-    ok = c0 <= c1  # False where NaN
-    return caps[owner[ok], 0].astype(np.int64), rows[ok], c0[ok].astype(np.int64), c1[ok].astype(np.int64)
+    top = np.maximum(np.ceil(np.minimum(ay, by) - r), 0)
+    counts = np.maximum(np.minimum(np.floor(np.maximum(ay, by) + r), height - 1) - top + 1, 0).astype(np.int64)
+    # per capsule: its geometry, and what turns a running row number into (row, flat offset of the row)
+    first_row = np.cumsum(counts) - counts
+    per_capsule = np.concatenate([_capsule_constants_np(caps), [first_row - top, caps[:, 0] * height]])
+    per_row = np.repeat(per_capsule, counts, axis=1)
+    rows = np.arange(per_row.shape[1], dtype=np.float64) - per_row[10]
+    left, right = _capsule_row_intervals_np(per_row[:10], rows)
+    c0 = np.maximum(np.ceil(left), 0)  # np.maximum/np.minimum keep the NaN of an empty row (np.clip costs more)
+    lengths = np.minimum(np.floor(right), width - 1) - c0 + 1
+    ok = lengths > 0  # False where NaN
+    starts = (per_row[11] + rows) * width + c0
+    return starts[ok].astype(np.int64), lengths[ok].astype(np.int64)
 
 
 def _fill_boxes_np(boxes: np.ndarray, out: np.ndarray, value) -> None:
     """Write ``value`` into the pixels of every box [mask, x0, y0, x1, y1] (centres x0 ≤ col < x1, y0 ≤ row < y1)."""
     _, height, width = out.shape
     for mask, x0, y0, x1, y1 in boxes.tolist():  # a slice per box: a few boxes per mask
-        c0, c1 = (min(max(math.ceil(x), 0), width) for x in (x0, x1))
-        r0, r1 = (min(max(math.ceil(y), 0), height) for y in (y0, y1))
+        c0, c1 = min(max(math.ceil(x0), 0), width), min(max(math.ceil(x1), 0), width)
+        r0, r1 = min(max(math.ceil(y0), 0), height), min(max(math.ceil(y1), 0), height)
         out[int(mask), r0:r1, c0:c1] = value
 
 
@@ -162,16 +178,21 @@ def rasterise_numpy(
     capsules = np.asarray(capsules, dtype=np.float64).reshape(-1, 6)
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 5)
     capsules, boxes = _grown_np(capsules, boxes, grow)
-    out = np.ones((n, height, width), dtype=np.float32) if as_masks else np.zeros((n, height, width), dtype=bool)
-    value = 0.0 if as_masks else True
+    outside, inside = _MASK_VALUES if as_masks else _HOLE_VALUES
     per_chunk = max(1, _CHUNK_PIXELS // (height * width))
+    chunks = []
     for first in range(0, n if len(capsules) else 0, per_chunk):
         last = min(n, first + per_chunk)
         caps = capsules if n <= per_chunk else capsules[(capsules[:, 0] >= first) & (capsules[:, 0] < last)]
-        if len(caps):
-            mask_index, rows, c0, c1 = _capsule_spans_np(caps, height, width)
-            _fill_spans_np(mask_index - first, rows, c0, c1, out[first:last], value)
-    _fill_boxes_np(boxes, out, value)
+        starts, lengths = _capsule_spans_np(caps, height, width)
+        chunks.append(_paint_spans_np(starts - first * height * width, lengths, last - first, height, width, outside,
+                                      inside))
+    if not chunks:
+        out = np.empty((n, height, width), dtype=outside.dtype)
+        out.fill(outside)
+    else:
+        out = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+    _fill_boxes_np(boxes, out, inside)
     return out
 
 

@@ -52,16 +52,29 @@ def test_numpy_scanline_matches_distance_field_up_to_float64_rounding(seed):
     assert (_boundary_distance(caps)[differ] < 1e-9).all(), "only a pixel centre exactly on a boundary may differ"
 
 
-@pytest.mark.parametrize("share", [0.0, 2.0])  # always the running sum / always the scatter
-def test_both_numpy_fills_give_the_same_holes(monkeypatch, share):
+def test_span_union_paints_what_a_loop_over_the_spans_paints(monkeypatch):
+    """The sorted-runs fill against one slice per span, on heavily overlapping spans plus repeated ones, touching
+    ones and ones that run on into the next row; drawing one mask per chunk changes nothing."""
     from pconv_lessons import raster
 
-    caps = _random_capsules(5, count=120)  # heavily overlapping spans
-    reference = rasterise_numpy(caps, np.zeros((0, 5)), N_MASKS, HEIGHT, WIDTH)
-    monkeypatch.setattr(raster, "_SCATTER_SHARE", share)
-    assert np.array_equal(rasterise_numpy(caps, np.zeros((0, 5)), N_MASKS, HEIGHT, WIDTH), reference)
+    caps = _random_capsules(5, count=120)
+    starts, lengths = raster._capsule_spans_np(caps, HEIGHT, WIDTH)
+    mask, row, c0 = starts // (HEIGHT * WIDTH), starts // WIDTH % HEIGHT, starts % WIDTH
+    spans = np.column_stack([mask, row, c0, c0 + lengths - 1])
+    extra = np.array([[0, 3, 10, 20], [0, 3, 10, 20], [0, 3, 21, 25], [1, 5, 40, WIDTH - 1], [1, 6, 0, 2],
+                      [2, HEIGHT - 1, WIDTH - 1, WIDTH - 1], [2, 0, 0, 0]])
+    spans = np.concatenate([spans, extra])
+    expected = np.zeros((N_MASKS, HEIGHT, WIDTH), dtype=bool)
+    for mask, row, c0, c1 in spans.tolist():
+        expected[mask, row, c0:c1 + 1] = True
+    flat_starts = (spans[:, 0] * HEIGHT + spans[:, 1]) * WIDTH + spans[:, 2]
+    got = raster._paint_spans_np(flat_starts, spans[:, 3] - spans[:, 2] + 1, N_MASKS, HEIGHT, WIDTH, np.False_, np.True_)
+    assert got.dtype == bool and np.array_equal(got, expected)
+    holes = rasterise_numpy(caps, np.zeros((0, 5)), N_MASKS, HEIGHT, WIDTH)
+    monkeypatch.setattr(raster, "_CHUNK_PIXELS", HEIGHT * WIDTH)  # one mask per chunk
+    assert np.array_equal(rasterise_numpy(caps, np.zeros((0, 5)), N_MASKS, HEIGHT, WIDTH), holes)
     masks = rasterise_numpy(caps, np.zeros((0, 5)), N_MASKS, HEIGHT, WIDTH, as_masks=True)
-    assert np.array_equal(masks == 0, reference)
+    assert masks.dtype == np.float32 and np.array_equal(masks == 0, holes)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -9,6 +9,7 @@ CUDA device uses torch. Each family's module (``shapes``, ``free_form``, ``lama`
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -33,11 +34,32 @@ def check_kind(kind: str) -> None:
         raise ValueError(f"unknown mask kind {kind!r}; choose one of {list(KINDS)}")
 
 
+_THREAD = threading.local()
+
+
+def _bit_generator() -> np.random.PCG64DXSM:
+    """This thread's bit generator, rewound by ``mask_rng`` for every mask (making one per mask would cost ~9 µs)."""
+    if not hasattr(_THREAD, "bit_generator"):
+        _THREAD.bit_generator = np.random.PCG64DXSM()
+    return _THREAD.bit_generator
+
+
+def _with_owner(rows: np.ndarray, position: int) -> np.ndarray:
+    out = np.empty((len(rows), rows.shape[1] + 1))
+    out[:, 0], out[:, 1:] = position, rows
+    return out
+
+
+def _joined(parts: list[np.ndarray], columns: int) -> np.ndarray:
+    return parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.zeros((0, columns))
+
+
 def primitives_numpy(kind: str, indices: Sequence[int], height: int, width: int, seed: int):
     """Flat capsules (K, 6) and boxes (B, 5) of masks ``indices`` of ``seed``, first column = position in ``indices``."""
-    capsules, boxes, stroke_tables, stroke_owners = [np.zeros((0, 6))], [np.zeros((0, 5))], [], []
+    capsules, boxes, stroke_tables, stroke_owners = [], [], [], []
+    bit_generator = _bit_generator()
     for position, index in enumerate(indices):
-        rng = mask_rng(seed, int(index))
+        rng = mask_rng(seed, int(index), bit_generator)
         drawn = lama_np(rng, height, width, kind) if kind in _LAMA_KINDS else _NUMPY_SAMPLERS[kind](rng, height, width)
         if isinstance(drawn, StrokeDraws):
             stroke_tables.append(drawn.table)
@@ -45,13 +67,18 @@ def primitives_numpy(kind: str, indices: Sequence[int], height: int, width: int,
             continue
         caps, bxs = drawn
         if len(caps):
-            capsules.append(np.column_stack([np.full(len(caps), position), caps]))
+            capsules.append(_with_owner(caps, position))
         if len(bxs):
-            boxes.append(np.column_stack([np.full(len(bxs), position), bxs]))
+            boxes.append(_with_owner(bxs, position))
     if stroke_tables:
         capsules.append(stroke_capsules_np(np.concatenate(stroke_tables), np.concatenate(stroke_owners), height, width))
-    return (np.concatenate(capsules) if len(capsules) > 1 else capsules[0],
-            np.concatenate(boxes) if len(boxes) > 1 else boxes[0])
+    return _joined(capsules, 6), _joined(boxes, 5)
+
+
+def mask_numpy(kind: str, index: int, height: int, width: int, seed: int) -> np.ndarray:
+    """Mask ``index`` of ``seed`` alone, float32 (1, H, W), 1 = known: the one ``generate``'s NumPy path draws."""
+    capsules, boxes = primitives_numpy(kind, (index,), height, width, seed)
+    return rasterise_numpy(capsules, boxes, 1, height, width, as_masks=True)
 
 
 def primitives_torch(kind: str, n: int, height: int, width: int, seed: int, device: torch.device):

@@ -37,6 +37,7 @@ see ``tests/data/lama_mask_reference.json`` and ``benchmarks/README.md``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -175,14 +176,18 @@ def stroke_capsules_np(table: np.ndarray, owner: np.ndarray, height: int, width:
 
 
 def _boxes_np(rng: np.random.Generator, height: int, width: int, p: Boxes, scale: float):
-    count = int(rng.integers(p.min_times, p.max_times + 1))
     largest = _largest_side(p, height, width, scale)
     margin = p.margin * scale
-    box_w = rng.integers(p.bbox_min_size, largest, count) * scale
-    box_h = rng.integers(p.bbox_min_size, largest, count) * scale
-    x0 = margin + rng.integers(0, np.floor(width - 2 * margin - box_w).astype(np.int64) + 1)
-    y0 = margin + rng.integers(0, np.floor(height - 2 * margin - box_h).astype(np.int64) + 1)
-    return np.zeros((0, 5)), np.column_stack([x0, y0, x0 + box_w, y0 + box_h])
+    u = rng.random(1 + 4 * p.max_times).tolist()  # every integer U{lo…hi−1} below is lo + ⌊u·(hi − lo)⌋
+    boxes = []
+    for k in range(p.min_times + int(u[0] * (p.max_times + 1 - p.min_times))):
+        u_w, u_h, u_x, u_y = u[1 + 4 * k:5 + 4 * k]
+        box_w = (p.bbox_min_size + int(u_w * (largest - p.bbox_min_size))) * scale
+        box_h = (p.bbox_min_size + int(u_h * (largest - p.bbox_min_size))) * scale
+        x0 = margin + int(u_x * (math.floor(width - 2 * margin - box_w) + 1))
+        y0 = margin + int(u_y * (math.floor(height - 2 * margin - box_h) + 1))
+        boxes.append((x0, y0, x0 + box_w, y0 + box_h))
+    return np.zeros((0, 5)), np.array(boxes, dtype=np.float64)
 
 
 def _largest_side(p: Boxes, height: int, width: int, scale: float) -> int:

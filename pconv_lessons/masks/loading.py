@@ -15,7 +15,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from pconv_lessons.masks._common import check_count, check_seed, check_size
-from pconv_lessons.masks.draw import check_kind, generate, masks_of, primitives_numpy
+from pconv_lessons.masks.draw import check_kind, generate, mask_numpy, masks_of, primitives_numpy
 
 _CPU = torch.device("cpu")
 
@@ -40,8 +40,7 @@ class MaskDataset(Dataset):
         if not -self.length <= index < self.length:
             raise IndexError(f"mask index {index} out of range for a data set of {self.length} masks")
         height, width = self.size
-        primitives = primitives_numpy(self.kind, [index % self.length], height, width, self.seed)
-        return masks_of(primitives, 1, height, width, _CPU)[0]
+        return torch.from_numpy(mask_numpy(self.kind, index % self.length, height, width, self.seed))
 
 
 class MaskStream(IterableDataset):
