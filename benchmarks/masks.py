@@ -75,8 +75,8 @@ def main() -> None:
             item_cpu = items_per_second(kind, size, args.count, args.repeats)
             numpy_wall, numpy_cpu = masks_per_second(kind, size, args.count, "numpy", "cpu", args.repeats)
             torch_wall, torch_cpu = masks_per_second(kind, size, args.count, "torch", "cpu", args.repeats)
-            line = (f"{kind:12s} {size:5d} {item_cpu:10.0f} {numpy_wall:12.0f} {numpy_cpu:12.0f} {torch_wall:12.0f} {torch_cpu:12.0f} "
-                    f"{torch_cpu / numpy_cpu:11.2f}")
+            line = (f"{kind:12s} {size:5d} {item_cpu:10.0f} {numpy_wall:12.0f} {numpy_cpu:12.0f} "
+                    f"{torch_wall:12.0f} {torch_cpu:12.0f} {torch_cpu / numpy_cpu:11.2f}")
             if cuda:
                 cuda_wall, _ = masks_per_second(kind, size, args.gpu_count, "torch", "cuda", args.repeats)
                 line += f" {cuda_wall:9.0f} {cuda_wall / numpy_wall:10.1f}"
