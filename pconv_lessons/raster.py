@@ -143,11 +143,10 @@ def _capsule_spans_np(caps: np.ndarray, height: int, width: int) -> tuple[np.nda
 
 def _fill_boxes_np(boxes: np.ndarray, out: np.ndarray, value) -> None:
     """Write ``value`` into the pixels of every box [mask, x0, y0, x1, y1] (centres x0 ≤ col < x1, y0 ≤ row < y1)."""
-    _, height, width = out.shape
     for mask, x0, y0, x1, y1 in boxes.tolist():  # a slice per box: a few boxes per mask
-        c0, c1 = min(max(math.ceil(x0), 0), width), min(max(math.ceil(x1), 0), width)
-        r0, r1 = min(max(math.ceil(y0), 0), height), min(max(math.ceil(y1), 0), height)
-        out[int(mask), r0:r1, c0:c1] = value
+        c0, r0, c1, r1 = math.ceil(x0), math.ceil(y0), math.ceil(x1), math.ceil(y1)
+        if c1 > 0 and r1 > 0:  # slices stop at the far edges by themselves; only the near ones need clipping
+            out[int(mask), (r0 if r0 > 0 else 0):r1, (c0 if c0 > 0 else 0):c1] = value
 
 
 def _grown_np(caps: np.ndarray, boxes: np.ndarray, grow: np.ndarray | None):
