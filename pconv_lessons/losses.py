@@ -71,7 +71,19 @@ def vgg16_cache_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(VGG16_IMAGENET_URL)
 
 
-class VGG16Features(nn.Module):
+class FrozenNetwork(nn.Module):
+    """A fixed feature network for a loss: no gradients for its weights, and always in eval mode."""
+
+    def freeze(self) -> None:
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> FrozenNetwork:
+        """Stays in eval mode whatever ``mode`` says: the loss network is fixed."""
+        return super().train(False)
+
+
+class VGG16Features(FrozenNetwork):
     """VGG16's feature maps after pool1, pool2 and pool3 for images in [0, 1]; frozen and always in eval mode.
 
     ``weights``: ``"imagenet"`` (torch cache, else download), ``None`` (random init, with a warning) or a path.
@@ -102,12 +114,7 @@ class VGG16Features(nn.Module):
         else:
             self._load(Path(weights))
             self.weights_source = str(weights)
-        self.requires_grad_(False)
-        self.eval()
-
-    def train(self, mode: bool = True) -> VGG16Features:
-        """Stays in eval mode whatever ``mode`` says: the loss network is fixed."""
-        return super().train(False)
+        self.freeze()
 
     def _load(self, path: Path) -> None:
         state = load_vgg16_state_dict(path)

@@ -145,27 +145,22 @@ def first_layer_reads_blue_then_red(model: PConvUNet) -> bool:
     return torch.allclose(enc1, torch.tensor([2 * blue - 1, 2 * red - 1]), atol=1e-6)
 
 
-def test_the_network_sees_bgr_in_minus_one_to_one(tmp_path):
-    def only_two_taps(state):
-        weight = state["generator.encoder.enc1.conv.weight"]
-        weight.zero_()
-        weight[0, 0, 3, 3] = 1.0
-        weight[1, 2, 3, 3] = 1.0
-        state["generator.encoder.enc1.conv.bias"].zero_()
+def only_two_taps(state):
+    """enc1's output 0 reads input channel 0 and output 1 reads input channel 2 at the centre tap, nothing else."""
+    weight = state["generator.encoder.enc1.conv.weight"]
+    weight.zero_()
+    weight[0, 0, 3, 3] = 1.0
+    weight[1, 2, 3, 3] = 1.0
+    state["generator.encoder.enc1.conv.bias"].zero_()
 
+
+def test_the_network_sees_bgr_in_minus_one_to_one(tmp_path):
     model = load_pretrained("pconv", small_file(tmp_path, layer_size=4, edit=only_two_taps))
     assert first_layer_reads_blue_then_red(model)
 
 
 def test_a_swapped_channel_order_is_caught(tmp_path, monkeypatch):
     """The check above fails for a model that feeds RGB (a planted wrong convention)."""
-    def only_two_taps(state):
-        weight = state["generator.encoder.enc1.conv.weight"]
-        weight.zero_()
-        weight[0, 0, 3, 3] = 1.0
-        weight[1, 2, 3, 3] = 1.0
-        state["generator.encoder.enc1.conv.bias"].zero_()
-
     model = load_pretrained("pconv", small_file(tmp_path, layer_size=4, edit=only_two_taps))
     rgb = pconv_unet.CONVENTIONS["mmagic"]._replace(channels=(0, 1, 2))
     monkeypatch.setitem(pconv_unet.CONVENTIONS, "mmagic", rgb)

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from torchvision.models.resnet import Bottleneck
 
 from pconv_lessons.checks import check_dtype, check_image
+from pconv_lessons.losses import FrozenNetwork
 
 LAMA_RESNET_PL_WEIGHT = 30.0
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -72,7 +73,7 @@ class DilatedResNet50(nn.Module):
         return features
 
 
-class ResNetPerceptualLoss(nn.Module):
+class ResNetPerceptualLoss(FrozenNetwork):
     """L_HRFPL(prediction, target) on ``DilatedResNet50`` features; images (N, 3, H, W) in [0, 1].
 
     ``weights``: None (random init, with a warning) or the path of the ADE20k encoder state dict
@@ -96,12 +97,7 @@ class ResNetPerceptualLoss(nn.Module):
         else:
             self._load(Path(weights))
             self.weights_source = str(weights)
-        self.requires_grad_(False)
-        self.eval()
-
-    def train(self, mode: bool = True) -> ResNetPerceptualLoss:
-        """Stays in eval mode whatever ``mode`` says: the loss network is fixed."""
-        return super().train(False)
+        self.freeze()
 
     def _load(self, path: Path) -> None:
         if not path.is_file():
