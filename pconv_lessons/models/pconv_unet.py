@@ -166,8 +166,9 @@ class PConvUNet(nn.Module):
     ``image``: (N, 3, H, W), any H and W. ``mask``: (N, 1, H, W) or (N, 3, H, W) (``conv="gated"``: (N, 1, H, W)
     only), 1 = known, 0 = hole, validated once here (inner layers skip the value check; set
     ``check_mask_values = False`` to skip it here too, e.g. for ``torch.compile`` without a graph break, when the
-    masks are known to be valid; it skips the image value check too). The hole content of ``image`` is never read (NaN or inf there is fine); known pixels must be finite and in
-    [0, 1], and ``image`` must have the parameters' dtype (float64 needs ``model.double()``).
+    masks are known to be valid; it skips the image value check too). The hole content of ``image`` is never read
+    (NaN or inf there is fine); known pixels must be finite and in [0, 1], and ``image`` must have the parameters'
+    dtype (float64 needs ``model.double()``).
 
     ``layer_size``: number of stride-2 encoder levels (7 for 256², 8 for 512²); ``base_channels``: width of
     enc_1 (64 in the paper; 8 or 16 give small models for CPU lessons and tests). ``convention``: the network's
