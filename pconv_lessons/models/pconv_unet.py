@@ -30,6 +30,22 @@ OpenCV), (v − 127.5) / 127.5 on 0…255 values, i.e. [-1, 1]; a mask is a hole
 ``LoadMask`` turns every hole value > 0 into 1); the prediction clamped as its ``DataPreprocessor.destruct`` clamps
 it to [0, 255].
 
+The same skeleton with other convolutions (``conv``), for the papers' ablations; widths, kernels, strides, padding,
+nearest up-sampling, skip concatenation, BatchNorm placement and activations stay as above, only the convolution
+Conv_k of each level and the network's input x_0 change (I: image, M: mask, both padded as above):
+
+    "partial"  (the paper's)  x_0 = I, m_0 = M;  Conv_k(x, m) = PConv_k(x, m) with its mask update, as above
+    "plain"    x_0 = I ⊙ M (the holes filled with 0), no mask anywhere;  Conv_k(x) = W_k ∗ x + b_k,
+               an ``nn.Conv2d`` of PConv_k's shape — the PConv paper's "Conv" baseline, except that the paper
+               filled the holes with 127.5 or the ImageNet mean rather than 0
+    "gated"    x_0 = cat[I ⊙ M, M] (4 channels, as DeepFill v2 feeds its generator the mask), no mask after;
+               each level  φ_k(BN_k(W_f ∗ x + b_f)) · σ(W_g ∗ x + b_g),  a ``GatedConv2d`` (one fused conv of
+               2× the width) whose φ is the level's BatchNorm then activation (ReLU / LeakyReLU 0.2 / none as
+               above; the BatchNorm normalises the features, not the gates); dec_1 is gated too, with φ = identity
+
+The hole content of I is never read by any of them (``plain`` and ``gated`` select 0 there, NaN-safe). ``gated``
+takes a single-channel mask (its mask is one input channel); the others a 1- or 3-channel one.
+
 Training follows the paper's two phases: Adam at 2e-4 with BatchNorm everywhere, then fine-tuning at 5e-5
 with the encoder's BatchNorm frozen (``freeze_encoder_batchnorm()``), because the hole pixels distort the
 batch statistics the encoder sees.
@@ -44,7 +60,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pconv_lessons.checks import check_inpainting_input, check_int
-from pconv_lessons.layers import PartialConv2d
+from pconv_lessons.layers import GatedConv2d, PartialConv2d
 
 
 class Convention(NamedTuple):
@@ -63,19 +79,30 @@ CONVENTIONS = {
 }
 
 
+CONVS = ("partial", "plain", "gated")
+"""The convolutions the U-Net can be built with (see the module docstring)."""
+
+
 class LayerOutput(NamedTuple):
-    """What one level of the U-Net hands on: its name, feature map and mask (at the padded size)."""
+    """What one level of the U-Net hands on: its name, feature map and mask (at the padded size; ``None`` where the
+    network carries no mask: ``conv="plain"`` and ``"gated"``)."""
 
     name: str
     features: Tensor
-    mask: Tensor
+    mask: Tensor | None
 
 
-class PConvBlock(nn.Module):
-    """Partial convolution → optional BatchNorm → optional activation; ``forward(x, mask) -> (x, mask)``."""
+class UNetBlock(nn.Module):
+    """One level of the U-Net: convolution → optional BatchNorm → optional activation; ``forward(x, mask) -> (x, mask)``.
+
+    ``conv="partial"``: a ``PartialConv2d`` that passes on its new mask. ``"plain"``: an ``nn.Conv2d`` of the same
+    shape; the mask stays ``None``. ``"gated"``: a ``GatedConv2d`` whose φ is the BatchNorm then the activation
+    (``self.conv.activation``), so ``self.norm`` and ``self.activation`` are identities; the mask stays ``None``.
+    """
 
     def __init__(
         self,
+        conv: str,
         in_channels: int,
         out_channels: int,
         kernel_size: int,
@@ -85,23 +112,28 @@ class PConvBlock(nn.Module):
         multi_channel: bool,
     ) -> None:
         super().__init__()
-        self.conv = PartialConv2d(
-            in_channels,
-            out_channels,
-            kernel_size,
-            stride=stride,
-            padding=kernel_size // 2,
-            bias=not batch_norm,
-            multi_channel=multi_channel,
-        )
-        self.conv.check_mask_values = False  # the model validates its input mask once
-        self.norm = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
-        self.activation = activation if activation is not None else nn.Identity()
+        norm = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
+        activation = activation if activation is not None else nn.Identity()
+        shape = dict(in_channels=in_channels, out_channels=out_channels, kernel_size=kernel_size, stride=stride,
+                     padding=kernel_size // 2)
+        if conv == "gated":
+            self.conv = GatedConv2d(**shape, activation=nn.Sequential(norm, activation))
+            norm, activation = nn.Identity(), nn.Identity()
+        elif conv == "plain":
+            self.conv = nn.Conv2d(**shape, bias=not batch_norm)
+        else:
+            self.conv = PartialConv2d(**shape, bias=not batch_norm, multi_channel=multi_channel)
+            self.conv.check_mask_values = False  # the model validates its input mask once
+        self.norm = norm
+        self.activation = activation
 
-    def forward(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        out, new_mask = self.conv(x, mask)
-        # Every channel of a partial convolution's new mask is the same; pass one on.
-        return self.activation(self.norm(out)), new_mask[:, :1]
+    def forward(self, x: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        if mask is None:
+            out = self.conv(x)
+        else:
+            out, mask = self.conv(x, mask)
+            mask = mask[:, :1]  # every channel of a partial convolution's new mask is the same; pass one on
+        return self.activation(self.norm(out)), mask
 
 
 def encoder_channels(layer_size: int, base_channels: int) -> list[int]:
@@ -114,43 +146,65 @@ def encoder_kernel(level: int) -> int:
     return {1: 7, 2: 5, 3: 5}.get(level, 3)
 
 
-def _expand(mask: Tensor, channels: int) -> Tensor:
-    return mask if mask.shape[1] == channels else mask.expand(-1, channels, -1, -1)
+def _expand(mask: Tensor | None, channels: int) -> Tensor | None:
+    return mask if mask is None or mask.shape[1] == channels else mask.expand(-1, channels, -1, -1)
+
+
+def _joined_masks(mask_below: Tensor | None, below_channels: int, skip: LayerOutput) -> Tensor | None:
+    """The decoder's mask: cat[up(m_dec_{k+1}), m_enc_{k-1}], each repeated per channel as the features are joined
+    (``None`` for a network without masks)."""
+    if mask_below is None:
+        return None
+    up_mask = F.interpolate(mask_below, scale_factor=2.0, mode="nearest")
+    return torch.cat([_expand(up_mask, below_channels), _expand(skip.mask, skip.features.shape[1])], dim=1)
 
 
 class PConvUNet(nn.Module):
-    """The paper's PConv U-Net; ``forward(image, mask)`` returns the prediction I_out (N, 3, H, W).
+    """The paper's PConv U-Net (or its skeleton with plain or gated convolutions: ``conv``); ``forward(image, mask)``
+    returns the prediction I_out (N, 3, H, W).
 
-    ``image``: (N, 3, H, W), any H and W. ``mask``: (N, 1, H, W) or (N, 3, H, W), 1 = known, 0 = hole, validated
-    once here (inner layers skip the value check; set ``check_mask_values = False`` to skip it here too, e.g. for
-    ``torch.compile`` without a graph break, when the masks are known to be valid; it skips the image value check
-    too). The hole content of ``image`` is never read (NaN or inf there is fine); known pixels must be finite and in
-    [0, 1], and ``image`` must have the parameters' dtype (float64 needs ``model.double()``).
+    ``image``: (N, 3, H, W), any H and W. ``mask``: (N, 1, H, W) or (N, 3, H, W) (``conv="gated"``: (N, 1, H, W)
+    only), 1 = known, 0 = hole, validated once here (inner layers skip the value check; set
+    ``check_mask_values = False`` to skip it here too, e.g. for ``torch.compile`` without a graph break, when the
+    masks are known to be valid; it skips the image value check too). The hole content of ``image`` is never read
+    (NaN or inf there is fine); known pixels must be finite and in [0, 1], and ``image`` must have the parameters'
+    dtype (float64 needs ``model.double()``).
 
     ``layer_size``: number of stride-2 encoder levels (7 for 256², 8 for 512²); ``base_channels``: width of
     enc_1 (64 in the paper; 8 or 16 give small models for CPU lessons and tests). ``convention``: the network's
     own input convention, a key of ``CONVENTIONS`` (``"course"``; ``"mmagic"`` for its released weights). Whatever
     it is, ``forward`` takes and returns the course's; ``forward_layers`` shows the network's own values.
 
+    ``conv``: the convolution every level uses, one of ``CONVS``: ``"partial"`` (the paper's), ``"plain"``
+    (``nn.Conv2d`` on the zero-filled image, no mask) or ``"gated"`` (``GatedConv2d`` on the zero-filled image and
+    the mask); see the module docstring. Only ``"partial"`` has masks in ``forward_layers``.
+
     ``freeze_encoder_batchnorm()`` puts the encoder's BatchNorm layers in eval mode and keeps them there
     across ``.train()`` calls (the paper's fine-tune phase); ``freeze_encoder_batchnorm(False)`` undoes it.
     ``forward_layers(image, mask)`` returns every level's features and mask, for inspection.
     """
 
-    def __init__(self, layer_size: int = 7, base_channels: int = 64, convention: str = "course") -> None:
+    def __init__(
+        self, layer_size: int = 7, base_channels: int = 64, convention: str = "course", conv: str = "partial"
+    ) -> None:
         super().__init__()
         layer_size = check_int(layer_size, "layer_size (inputs are padded to a multiple of 2**layer_size)", 1, 12)
         base_channels = check_int(base_channels, "base_channels", 1)
         if convention not in CONVENTIONS:
             raise ValueError(f"convention must be one of {', '.join(map(repr, CONVENTIONS))}, got {convention!r}")
+        if conv not in CONVS:
+            raise ValueError(f"conv must be one of {', '.join(map(repr, CONVS))}, got {conv!r}")
         self.layer_size = layer_size
         self.base_channels = base_channels
         self.convention = convention
+        self.conv = conv
         self._encoder_batchnorm_frozen = False
         self.check_mask_values = True
-        widths = [3] + encoder_channels(layer_size, base_channels)  # widths[k]: channels of enc_k (enc_0 = image)
+        # widths[k]: channels of enc_k; enc_0 is the network's input (the image, plus the mask for "gated")
+        widths = [4 if conv == "gated" else 3] + encoder_channels(layer_size, base_channels)
         self.encoder = nn.ModuleList(
-            PConvBlock(
+            UNetBlock(
+                conv,
                 widths[level - 1],
                 widths[level],
                 encoder_kernel(level),
@@ -161,11 +215,13 @@ class PConvUNet(nn.Module):
             )
             for level in range(1, layer_size + 1)
         )
-        # decoder[i] is dec_{L-i}: input up(dec_{k+1}) (widths[k] channels) and enc_{k-1} (widths[k-1] channels).
+        # decoder[i] is dec_{L-i}: input up(dec_{k+1}) (widths[k] channels) and enc_{k-1} (widths[k-1] channels);
+        # output widths[k-1] channels, 3 for dec_1 (the prediction).
         self.decoder = nn.ModuleList(
-            PConvBlock(
+            UNetBlock(
+                conv,
                 widths[level] + widths[level - 1],
-                widths[level - 1],
+                widths[level - 1] if level > 1 else 3,
                 3,
                 stride=1,
                 batch_norm=level > 1,
@@ -174,6 +230,11 @@ class PConvUNet(nn.Module):
             )
             for level in range(layer_size, 0, -1)
         )
+
+    @property
+    def mask_channels(self) -> tuple[int, ...]:
+        """The mask channel counts ``forward`` accepts (``"gated"`` reads the mask as one input channel)."""
+        return (1,) if self.conv == "gated" else (1, 3)
 
     @property
     def size_multiple(self) -> int:
@@ -207,13 +268,14 @@ class PConvUNet(nn.Module):
         network's own convention (``input`` is the image and mask as the network sees them, ``dec1`` its raw
         prediction).
 
-        Masks are single-channel after the first layer (all channels of a partial convolution's new mask agree).
+        Masks are single-channel after the first layer (all channels of a partial convolution's new mask agree);
+        ``None`` for ``conv="plain"`` and ``"gated"``, whose ``input`` is I ⊙ M or cat[I ⊙ M, M].
         """
-        check_inpainting_input(self, image, mask, (1, 3), values=self.check_mask_values)
+        check_inpainting_input(self, image, mask, self.mask_channels, values=self.check_mask_values)
         image, mask = self._pad(*self._to_network(image, mask.to(image.dtype)))
 
-        layers = [LayerOutput("input", image, mask)]
-        features, current_mask = image, _expand(mask, 3)
+        layers = [self._input_layer(image, mask)]
+        features, current_mask = layers[0].features, _expand(layers[0].mask, 3)
         for level, block in enumerate(self.encoder, start=1):
             features, current_mask = block(features, current_mask)
             layers.append(LayerOutput(f"enc{level}", features, current_mask))
@@ -221,15 +283,20 @@ class PConvUNet(nn.Module):
         for level, block in zip(range(self.layer_size, 0, -1), self.decoder):
             skip = layers[level - 1]  # enc_{level-1}; layers[0] is the input
             up_features = F.interpolate(features, scale_factor=2.0, mode="nearest")
-            up_mask = F.interpolate(current_mask, scale_factor=2.0, mode="nearest")
             # Under autocast the skip may be float32 while up_features is bfloat16: join in one dtype.
             joined = torch.cat([up_features, skip.features.to(up_features.dtype)], dim=1)
-            joined_mask = torch.cat(
-                [_expand(up_mask, up_features.shape[1]), _expand(skip.mask, skip.features.shape[1])], dim=1
-            )
-            features, current_mask = block(joined, joined_mask)
+            features, current_mask = block(joined, _joined_masks(current_mask, up_features.shape[1], skip))
             layers.append(LayerOutput(f"dec{level}", features, current_mask))
         return layers
+
+    def _input_layer(self, image: Tensor, mask: Tensor) -> LayerOutput:
+        """x_0: the image and its mask (``"partial"``), I ⊙ M (``"plain"``) or cat[I ⊙ M, M] (``"gated"``)."""
+        if self.conv == "partial":
+            return LayerOutput("input", image, mask)
+        zero_filled = torch.where(mask > 0, image * mask, 0.0)  # select, don't multiply: NaN in a hole stays out
+        if self.conv == "plain":
+            return LayerOutput("input", zero_filled, None)
+        return LayerOutput("input", torch.cat([zero_filled, mask], dim=1), None)
 
     def _to_network(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         convention = CONVENTIONS[self.convention]

@@ -22,7 +22,8 @@ DEFAULT_LOSS_ARGS: dict[str, Any] = {"vgg_weights": "random", "weights": {}}
 
 
 def build_pconv(config: TrainConfig) -> PConvUNet:
-    """The U-Net from ``config.model_args`` (``layer_size``, ``base_channels``)."""
+    """The U-Net from ``config.model_args`` (``layer_size``, ``base_channels``, ``conv``: ``"partial"`` by default,
+    ``"plain"`` or ``"gated"`` for the papers' ablations, e.g. ``--model-arg conv=plain``)."""
     return PConvUNet(**checked_model_args(PConvUNet, config.model_args))
 
 
