@@ -13,10 +13,11 @@ not require gradients (no wasted weight gradients); D is still differentiated wi
 Adam's β1 is 0.5 for both networks, as in nipponjo/deepfillv2-pytorch's training configurations. The
 discriminator has its own learning rate ``disc_lr``, 1e-4 as in DeepFill v2, whatever ``--lr`` gives the generator.
 Adam moves every weight by about the learning rate per step, whatever its gradient's size; at 1e-3 those steps
-build up a spike in one direction of a spectral-normalised weight (measured on a 32-wide discriminator, 128 × 3,200
-weights: five steps raise the largest singular value of the last layer from 0.68 to 1.47, the second stays at 0.84),
-normalisation divides all other directions by it, and the scores stay at 0: hinge loss 2.000 for 400 steps against
-fixed blurry fills, where 1e-4 brings it to 1.74 (lesson 08).
+build up a spike in one direction of a spectral-normalised weight, normalisation divides all other directions by
+it, and the scores stay at 0. Measured on a 32-wide discriminator (128 × 3,200 weights; lesson 08 shows the spike):
+five steps at 1e-3 raise the largest singular value of the last layer from 0.68 to 1.47 while the second stays at
+0.84; trained against fixed blurred fills of 32² crops of scikit-image's brick, its hinge loss stays at 2.000 for
+400 steps at 1e-3, and falls to 1.74 at 1e-4.
 
 User guidance (a generator built with ``sketch=True``): the sketch s is the Sobel edge map of the
 training image (``pconv_lessons.sketch.edge_sketch``), given for a random fraction ``sketch_probability``
