@@ -98,7 +98,7 @@ def check_spectral_norm(my_spectral_norm: Callable[[Tensor, Tensor, Tensor, int,
             raise AssertionError(f"my_spectral_norm must return (normalised weight, sigma), got {type(result).__name__}")
         case = f"weight {shape}, {iterations} iteration(s)"
         _compare(f"your normalised weight ({case})", result[0], expected)
-        _compare(f"your σ̂ ({case})", torch.as_tensor(result[1]).reshape(()),
+        _compare(f"your σ̂ ({case})", torch.as_tensor(result[1], dtype=torch.float64).reshape(()),
                  raw.detach().flatten()[0] / expected.flatten()[0])
     weight = torch.randn(6, 4, 3, 3, generator=generator, dtype=torch.float64)
     u = F.normalize(torch.randn(6, generator=generator, dtype=torch.float64), dim=0)
@@ -106,7 +106,7 @@ def check_spectral_norm(my_spectral_norm: Callable[[Tensor, Tensor, Tensor, int,
     exact = torch.linalg.matrix_norm(weight.flatten(1), ord=2)
     converged = _run("your spectral norm", my_spectral_norm, weight, u, v, 500, 1e-12)
     _compare("your σ̂ after 500 iterations against σ(W̄) = matrix_norm(ord=2)",
-             torch.as_tensor(converged[1]).reshape(()), exact)
+             torch.as_tensor(converged[1], dtype=torch.float64).reshape(()), exact)
 
 
 def conv_operator_matrix(weight: Tensor, size: tuple[int, int], stride: int = 1, padding: int = 0) -> Tensor:

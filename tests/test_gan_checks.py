@@ -146,3 +146,7 @@ def test_gan_step_check_passes_the_right_step():
 def test_gan_step_check_fails_a_planted_mistake(mistake):
     with pytest.raises(AssertionError, match="after your step"):
         check_gan_step(lambda *args: gan_step(*args, **mistake))
+
+
+def test_spectral_norm_check_accepts_sigma_as_a_python_float():
+    check_spectral_norm(lambda w, u, v, n, eps: (lambda r: (r[0], r[1].item()))(spectral_norm_by_hand(w, u, v, n, eps)))
