@@ -76,3 +76,24 @@ def test_cli_knows_the_gated_model_and_rejects_unknown_loss_args(tmp_path):
     config = dataclasses.replace(tiny_config(tmp_path), loss_args={"gan_wieght": 1.0})
     with pytest.raises(ValueError, match="gan_wieght"):
         Trainer(config, progress=False, mask_fn=box_hole)
+
+
+def test_discriminator_has_its_own_learning_rate_whatever_the_generators_lr(tmp_path):
+    config = dataclasses.replace(tiny_config(tmp_path), lr=1e-3)
+    trainer = Trainer(config, progress=False, mask_fn=box_hole)
+    discriminator = trainer.objective.discriminator
+    before = _copy(discriminator)
+    image, mask = next(trainer.batches())
+    trainer.train_step(image, mask)
+    assert trainer.optimizers["discriminator"].param_groups[0]["lr"] == 1e-4  # DeepFill v2's
+    assert trainer.optimizers["generator"].param_groups[0]["lr"] == 1e-3
+    moved = max(float((value - before[name]).abs().max()) for name, value in discriminator.state_dict().items()
+                if name.endswith("original"))
+    assert 0.5e-4 < moved <= 1.0001e-4, "Adam's first step moves a weight by at most the learning rate"
+    custom = Trainer(dataclasses.replace(config, out=str(tmp_path / "custom"), loss_args={"disc_channels": 4, "disc_lr": 3e-4}),
+                     progress=False, mask_fn=box_hole)
+    custom.train_step(image, mask)
+    assert custom.optimizers["discriminator"].param_groups[0]["lr"] == 3e-4
+    with pytest.raises(ValueError, match="disc_lr"):
+        Trainer(dataclasses.replace(config, out=str(tmp_path / "bad"), loss_args={"disc_lr": -1.0}),
+                progress=False, mask_fn=box_hole)
