@@ -3,7 +3,8 @@
 Coordinates. A point is ``(x, y)`` in image pixel units: ``x`` runs along a row (the column index),
 ``y`` down the image (the row index), and the centre of pixel ``(row r, column c)`` sits at
 ``(x, y) = (c, r)``. Points may be fractional and may lie outside the image, however far (any finite
-float: a segment reaching far out is clipped exactly to the part that can touch the image).
+float: a segment reaching far out is clipped exactly to the part that can touch the image, and the clipped
+endpoints are rounded to floats, which moves them by less than 1e-14 px).
 
 Rasterisation rule. A stroke through points p_0, …, p_k with brush size d (the brush's diameter in
 pixels) is the union of the capsules around the segments p_{i-1}p_i (a single point is a disc):
