@@ -187,7 +187,7 @@ def test_a_full_disk_is_a_clear_error(tmp_path, monkeypatch):
 @pytest.mark.parametrize("argument, message", [
     ("layer_size=abc", "model_arg layer_size must be an integer"),
     ("base_channels=2.5", "model_arg base_channels must be an integer"),
-    ("channels=8", r"unknown model_args \['channels'\].*known: \['base_channels', 'convention', 'layer_size'\]"),
+    ("channels=8", r"unknown model_args \['channels'\].*known: \['base_channels', 'conv', 'convention', 'layer_size'\]"),
 ])
 def test_bad_model_args_name_the_argument(tmp_path, argument, message):
     with pytest.raises((TypeError, ValueError), match=message):
