@@ -114,3 +114,19 @@ def test_lama_gan_trains_one_step_and_an_unknown_gan_is_rejected(tmp_path):
     assert {"generator/feature_matching", "discriminator/r1", "discriminator/nonsaturating"} <= set(history[-1])
     with pytest.raises(ValueError, match="gan must be"):
         LamaObjective(config(tmp_path, loss_args={"gan": "wgan"}), torch.device("cpu"))
+
+
+@pytest.mark.parametrize("gan", ["hinge", "lama"])
+def test_discriminator_has_lamas_own_learning_rate_whatever_the_generators_lr(tmp_path, gan):
+    cfg = config(tmp_path, steps=1, lr=1e-3, loss_args={"gan": gan, "disc_channels": 4, "perceptual": 0.0})
+    trainer = Trainer(cfg, progress=False, mask_fn=box_mask)
+    before = {name: value.detach().clone() for name, value in trainer.objective.discriminator.named_parameters()}
+    image, mask = next(trainer.batches())
+    trainer.train_step(image, mask)
+    assert trainer.optimizers["discriminator"].param_groups[0]["lr"] == 1e-4  # LaMa's default_optimizers.yaml
+    assert trainer.optimizers["generator"].param_groups[0]["lr"] == 1e-3
+    moved = max(float((value - before[name]).abs().max())
+                for name, value in trainer.objective.discriminator.named_parameters())
+    assert 0.5e-4 < moved <= 1.001e-4, "Adam's first step moves a weight by at most the learning rate"
+    with pytest.raises(ValueError, match="disc_lr"):
+        LamaObjective(config(tmp_path, loss_args={"disc_lr": -1.0}), torch.device("cpu"))

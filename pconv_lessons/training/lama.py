@@ -24,7 +24,8 @@ The default ``gan="hinge"`` is the SN-PatchGAN hinge loss of lesson 08.
 
 ``loss_args`` (``--loss-arg KEY=VALUE``): ``l1_known`` (10), ``l1_hole`` (0), ``perceptual`` (30),
 ``adversarial`` (10; 0 trains without a discriminator), ``gan`` (``"hinge"`` or ``"lama"``), ``feature_matching``
-(100, with ``gan="lama"`` only), ``gp_coef`` (0.001), ``disc_channels`` (64), ``vgg_weights``
+(100, with ``gan="lama"`` only), ``gp_coef`` (0.001), ``disc_channels`` (64), ``disc_lr`` (the discriminator's
+learning rate, 1e-4 whatever ``--lr`` gives the generator, as in LaMa's ``default_optimizers.yaml``), ``vgg_weights``
 (``"random"``, ``"imagenet"``, a file path or ``"none"``, read by ``pconv_lessons.training.objective.loss_network`` as for every
 model). ``model_args``: ``ngf``, ``n_blocks``, ``ratio``, ``down_padding``. Adam keeps its default betas
 (0.9, 0.999) for both networks, as LaMa's own ``default_optimizers.yaml`` does.
@@ -53,6 +54,7 @@ DEFAULT_LOSS_ARGS: dict[str, Any] = {
     "feature_matching": 100.0,
     "gp_coef": 0.001,
     "disc_channels": 64,
+    "disc_lr": 1e-4,
     "vgg_weights": "random",
 }
 
@@ -74,6 +76,7 @@ class LamaObjective(Objective):
         names = ("l1_known", "l1_hole", "perceptual", "adversarial", "feature_matching", "gp_coef")
         weights = checked_weights({name: args[name] for name in names})
         self.gp_coef = weights.pop("gp_coef")
+        self.disc_lr = checked_weights({"disc_lr": args["disc_lr"]}, "learning rate")["disc_lr"]
         if self.gan == "hinge":
             weights.pop("feature_matching")
         self.weights = weights
@@ -91,6 +94,9 @@ class LamaObjective(Objective):
 
     def modules(self) -> dict[str, nn.Module]:
         return {} if self.discriminator is None else {"discriminator": self.discriminator}
+
+    def learning_rate(self, phase: str, step: int) -> float:
+        return self.disc_lr if phase == "discriminator" else self.config.lr
 
     def begin_step(self, step: int, model: nn.Module) -> None:
         model.train()
