@@ -88,6 +88,27 @@ def sample_images(names: Iterable[str] | None = None) -> dict[str, Tensor]:
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
+def brick_texture() -> tuple[Tensor, Tensor]:
+    """scikit-image's brick wall (512², grey) as RGB, halved to 256² (antialiased: several bricks per 64² crop) and
+    split into its left half, for training, and its right half, for testing: two (3, 256, 128) tensors in [0, 1]."""
+    import skimage.data
+
+    brick = torch.from_numpy(skimage.data.brick()).float().div(255)[None, None].repeat(1, 3, 1, 1)
+    brick = torch.nn.functional.interpolate(brick, scale_factor=0.5, mode="bilinear", antialias=True)[0].clamp(0, 1)
+    return brick[:, :, :128], brick[:, :, 128:]
+
+
+def random_crops(source: Tensor, count: int, size: int, generator: torch.Generator) -> Tensor:
+    """(count, C, size, size) crops of a (C, H, W) tensor, top-left corners uniform (all tops drawn, then all lefts)."""
+    if not isinstance(source, Tensor) or source.dim() != 3:
+        shape = tuple(source.shape) if isinstance(source, Tensor) else type(source).__name__
+        raise ValueError(f"source must be a (C, H, W) tensor, got {shape}")
+    count, size = check_int(count, "count", 1), check_int(size, "size", 1, min(source.shape[-2:]))
+    tops = torch.randint(source.shape[1] - size + 1, (count,), generator=generator).tolist()
+    lefts = torch.randint(source.shape[2] - size + 1, (count,), generator=generator).tolist()
+    return torch.stack([source[:, top : top + size, left : left + size] for top, left in zip(tops, lefts)])
+
+
 def load_image(path: str | Path) -> Tensor:
     """Read an image file as a (3, H, W) float tensor in [0, 1] (grey and RGBA are converted to RGB).
 

@@ -133,3 +133,21 @@ def test_mask_bank_covers_every_bucket_and_keeps_hole_ratios():
     assert torch.equal(bank(32, 5), bank(32, 5))
     with pytest.raises(ValueError, match="holds 32"):
         bank(16, 0)
+
+
+def test_brick_texture_halves_do_not_overlap_and_random_crops_are_windows_of_the_source():
+    from pconv_lessons.data import brick_texture, random_crops
+
+    train, test = brick_texture()
+    assert train.shape == test.shape == (3, 256, 128) and 0 <= float(train.min()) and float(test.max()) <= 1
+    assert torch.equal(train[0], train[1]) and not torch.equal(train, test)  # grey replicated; two different halves
+    source = torch.arange(2 * 9 * 7, dtype=torch.float32).view(2, 9, 7)
+    crops = random_crops(source, 5, 4, torch.Generator().manual_seed(3))
+    generator = torch.Generator().manual_seed(3)
+    tops, lefts = torch.randint(6, (5,), generator=generator), torch.randint(4, (5,), generator=generator)
+    for crop, top, left in zip(crops, tops.tolist(), lefts.tolist()):
+        assert torch.equal(crop, source[:, top : top + 4, left : left + 4])
+    with pytest.raises(ValueError, match="size must be an int in"):
+        random_crops(source, 1, 8, generator)
+    with pytest.raises(ValueError, match=r"source must be a \(C, H, W\) tensor"):
+        random_crops(source[0], 1, 2, generator)
