@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from pconv_lessons.layers import FFCResnetBlock
-from pconv_lessons.receptive import model_receptive_field
+from pconv_lessons.course.receptive import model_receptive_field
 
 
 def dilated_stack(channels: int, layers: int) -> nn.Sequential:

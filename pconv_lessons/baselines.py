@@ -20,7 +20,7 @@ import torch
 from skimage.restoration import inpaint_biharmonic
 from torch import Tensor
 
-from pconv_lessons.checks import check_batch, check_image_values, check_mask
+from pconv_lessons.validation import check_batch, check_image_values, check_mask
 
 
 def _known_pixels(image: Tensor, mask: Tensor) -> Tensor:

@@ -18,7 +18,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-from pconv_lessons.checks import check_int
+from pconv_lessons.validation import check_int
 
 
 def _skimage_photo(name: str) -> Callable[[], np.ndarray]:

@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pconv_lessons.checks import check_batch, check_dtype, check_image_values, check_mask, check_not_empty
+from pconv_lessons.validation import check_batch, check_dtype, check_image_values, check_mask, check_not_empty
 from pconv_lessons.models.compositing import composite
 
 VGG16_IMAGENET_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"

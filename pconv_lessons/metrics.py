@@ -49,7 +49,7 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 from tqdm.auto import tqdm
 
 from pconv_lessons.bootstrap import resampled_means
-from pconv_lessons.checks import check_batch, check_image, check_image_values, check_int, check_mask, check_not_empty
+from pconv_lessons.validation import check_batch, check_image, check_image_values, check_int, check_mask, check_not_empty
 from pconv_lessons.losses import vgg16_cache_path
 from pconv_lessons.masks import PAPER_BUCKETS, generate_in_bucket, hole_ratio
 from pconv_lessons.models.compositing import composite

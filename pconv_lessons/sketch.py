@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pconv_lessons.checks import check_image
+from pconv_lessons.validation import check_image
 
 LUMINANCE = (0.299, 0.587, 0.114)
 SOBEL_X = ((1.0, 0.0, -1.0), (2.0, 0.0, -2.0), (1.0, 0.0, -1.0))

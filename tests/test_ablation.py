@@ -1,9 +1,9 @@
-"""pconv_lessons.ablation: per-image hole error by hand, the verdict's three cases, and bad input."""
+"""pconv_lessons.course.ablation: per-image hole error by hand, the verdict's three cases, and bad input."""
 
 import pytest
 import torch
 
-from pconv_lessons.ablation import Interval, compare, hole_l1_per_image, verdict
+from pconv_lessons.course.ablation import Interval, compare, hole_l1_per_image, verdict
 
 
 def test_hole_l1_per_image_matches_a_hand_count():

@@ -10,7 +10,7 @@ from torch import nn
 
 from pconv_lessons.layers import FFC, FFCResnetBlock, FourierUnit, SpectralTransform
 from pconv_lessons.layers.ffc import FFCBNAct
-from pconv_lessons.receptive import effective_receptive_field
+from pconv_lessons.course.receptive import effective_receptive_field
 
 
 def test_fourier_unit_on_a_constant_input_keeps_only_the_dc_component():

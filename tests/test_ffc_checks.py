@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pconv_lessons.ffc_checks import (
+from pconv_lessons.course.ffc_checks import (
     batch_norm_eval,
     check_ffc,
     check_fourier_unit,

@@ -7,7 +7,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from pconv_lessons.data import SAMPLE_NAMES, load_image, sample_images, to_tensor
-from pconv_lessons.lesson import fast_mode, seed_everything, start_lesson
+from pconv_lessons.course.lesson import fast_mode, seed_everything, start_lesson
 from pconv_lessons.viz import overlay_holes, show_images, show_values, to_numpy_image
 
 

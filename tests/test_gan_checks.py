@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pconv_lessons.gan_checks import (
+from pconv_lessons.course.gan_checks import (
     check_conv_operator_norm,
     check_discriminator,
     check_gan_step,

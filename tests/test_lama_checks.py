@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pconv_lessons.lama_checks import (
+from pconv_lessons.course.lama_checks import (
     check_discriminator_loss,
     check_feature_matching,
     check_ffc_resnet_block,

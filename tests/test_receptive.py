@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from pconv_lessons.receptive import (
+from pconv_lessons.course.receptive import (
     ConvSpec,
     conv_specs,
     effective_receptive_field,

@@ -3,6 +3,8 @@
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -29,3 +31,23 @@ def test_every_notebook_is_linked_from_the_lesson_map():
     assert notebooks, "the course has no notebooks"
     missing = [name for name in notebooks if f"(notebooks/{name})" not in readme]
     assert not missing, f"README lesson map does not link {missing}"
+
+
+def test_the_library_does_not_import_the_course_helpers():
+    package = ROOT / "pconv_lessons"
+    offenders = [str(path.relative_to(ROOT)) for path in package.rglob("*.py")
+                 if "course" not in path.relative_to(package).parts and path.name != "receptive.py"
+                 and "pconv_lessons.course" in path.read_text(encoding="utf-8")]
+    assert not offenders, f"library modules import the lesson helpers: {offenders}"
+
+
+def test_the_moved_receptive_module_keeps_its_old_name_with_a_warning():
+    import importlib
+    import sys
+
+    sys.modules.pop("pconv_lessons.receptive", None)
+    with pytest.warns(DeprecationWarning, match="pconv_lessons.course.receptive"):
+        old = importlib.import_module("pconv_lessons.receptive")
+    from pconv_lessons.course import receptive
+
+    assert old is receptive

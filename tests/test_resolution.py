@@ -1,4 +1,4 @@
-"""pconv_lessons.resolution: masks scaled in blocks (a loop), images resized as PIL does, chunked inpainting."""
+"""pconv_lessons.course.resolution: masks scaled in blocks (a loop), images resized as PIL does, chunked inpainting."""
 
 import numpy as np
 import pytest
@@ -8,7 +8,7 @@ from torch import nn
 
 from pconv_lessons import masks as mask_generators
 from pconv_lessons.baselines import fill_with_mean
-from pconv_lessons.resolution import at_scale, inpaint
+from pconv_lessons.course.resolution import at_scale, inpaint
 
 
 def pil_bilinear(region: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pconv_lessons.checks import check_batch, check_mask_values
+from pconv_lessons.validation import check_batch, check_mask_values
 
 LAMA_ADVERSARIAL_WEIGHT = 10.0
 LAMA_GP_COEF = 0.001

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.models.resnet import Bottleneck
 
-from pconv_lessons.checks import check_dtype, check_image
+from pconv_lessons.validation import check_dtype, check_image
 from pconv_lessons.losses import FrozenNetwork
 
 LAMA_RESNET_PL_WEIGHT = 30.0

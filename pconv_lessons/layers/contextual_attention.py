@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pconv_lessons.checks import check_batch, check_mask_values
+from pconv_lessons.validation import check_batch, check_mask_values
 from pconv_lessons.layers.tf_same import nearest_downsample, pad_same
 
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from pconv_lessons.checks import check_batch
+from pconv_lessons.validation import check_batch
 
 
 def _check_channels(x: Tensor, channels: int, name: str) -> None:

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pconv_lessons.checks import check_batch
+from pconv_lessons.validation import check_batch
 from pconv_lessons.layers.tf_same import pad_same
 
 IntPair = int | tuple[int, int]

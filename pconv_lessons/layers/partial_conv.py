@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pconv_lessons.checks import check_batch, check_dtype, check_image_values, check_mask
+from pconv_lessons.validation import check_batch, check_dtype, check_image_values, check_mask
 
 
 class PartialConv2d(nn.Conv2d):

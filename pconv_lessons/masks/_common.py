@@ -14,14 +14,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pconv_lessons import checks
+from pconv_lessons import validation
 
 TWO_PI = 2.0 * math.pi
 BACKENDS: tuple[str, ...] = ("numpy", "torch")
 
 
 def check_size(size: int | Sequence[int]) -> tuple[int, int]:
-    return checks.check_size(size, "size")  # an int (also NumPy or a 0-d tensor) or a pair (H, W); 32.0 is an error
+    return validation.check_size(size, "size")  # an int (also NumPy or a 0-d tensor) or a pair (H, W); 32.0 is an error
 
 
 def check_count(n: int) -> int:

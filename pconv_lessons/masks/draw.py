@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pconv_lessons.checks import check_batch, check_mask_values
+from pconv_lessons.validation import check_batch, check_mask_values
 from pconv_lessons.masks._common import TorchDraw, check_count, check_seed, check_size, mask_rng, pick_backend
 from pconv_lessons.masks.free_form import free_form_np, free_form_torch
 from pconv_lessons.masks.lama import StrokeDraws, lama_np, lama_torch, stroke_capsules_np

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from pconv_lessons.checks import check_batch, check_mask
+from pconv_lessons.validation import check_batch, check_mask
 
 
 def composite(prediction: Tensor, image: Tensor, mask: Tensor, *, check_values: bool = True) -> Tensor:

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from pconv_lessons.checks import check_batch, check_image_values, check_inpainting_input, check_int, check_mask
+from pconv_lessons.validation import check_batch, check_image_values, check_inpainting_input, check_int, check_mask
 from pconv_lessons.layers.contextual_attention import ContextualAttention
 from pconv_lessons.layers.gated_conv import GatedConv2d, GatedUpsample
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from pconv_lessons.checks import check_inpainting_input, check_int
+from pconv_lessons.validation import check_inpainting_input, check_int
 from pconv_lessons.layers.ffc import FFCBNAct, FFCResnetBlock
 
 DOWNSAMPLING_STEPS = 3

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from pconv_lessons.checks import check_image, check_int
+from pconv_lessons.validation import check_image, check_int
 
 KERNEL, PADDING, MAX_WIDTH = 4, 2, 512
 

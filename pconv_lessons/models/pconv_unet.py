@@ -59,7 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pconv_lessons.checks import check_inpainting_input, check_int
+from pconv_lessons.validation import check_inpainting_input, check_int
 from pconv_lessons.layers import GatedConv2d, PartialConv2d
 
 

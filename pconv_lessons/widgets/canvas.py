@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pconv_lessons.checks import check_mask
+from pconv_lessons.validation import check_mask
 from pconv_lessons.masks import KINDS as MASK_KINDS
 from pconv_lessons.masks import generate
 from pconv_lessons.raster import rasterise_numpy

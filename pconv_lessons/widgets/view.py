@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor, nn
 
-from pconv_lessons.checks import check_batch
+from pconv_lessons.validation import check_batch
 from pconv_lessons.data import to_tensor
 from pconv_lessons.models import composite
 from pconv_lessons.viz import overlay_holes

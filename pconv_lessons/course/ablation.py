@@ -18,7 +18,7 @@ from typing import NamedTuple
 from torch import Tensor
 
 from pconv_lessons.bootstrap import bootstrap_interval
-from pconv_lessons.checks import check_image, check_mask
+from pconv_lessons.validation import check_image, check_mask
 
 
 class Interval(NamedTuple):

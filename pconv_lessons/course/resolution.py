@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pconv_lessons.checks import check_image, check_int, check_mask, check_not_empty
+from pconv_lessons.validation import check_image, check_int, check_mask, check_not_empty
 from pconv_lessons.models.compositing import composite
 
 Method = Callable[[Tensor, Tensor], Tensor]

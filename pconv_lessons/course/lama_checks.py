@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from pconv_lessons.ffc_checks import randomise
+from pconv_lessons.course.ffc_checks import randomise
 from pconv_lessons.lama_losses import (
     ResNetPerceptualLoss,
     feature_matching_loss,
