@@ -17,7 +17,8 @@ Mask sets (``--masks``, repeatable; default ``paper``):
   ``masks.generate("lama_thin", N, size, seed)`` …, each preset a table of its own with the single bucket (0, 1];
 - a folder of fixed mask files (non-zero = hole, ``masks.files.read_mask_file``; resized to the scoring size by
   nearest neighbour where they differ): sorted, sorted into the paper's buckets and (0.6, 1] by hole ratio; image i
-  gets mask i mod n_b of bucket b (buckets without a mask are left out).
+  gets mask i mod n_b of bucket b (buckets without a mask are left out, so are masks without a hole or without a
+  known pixel).
 
 Size: with ``--size S`` each image is resized (shorter side to S, bilinear, antialiased) and centre-cropped to S×S
 (``data.centre_square``) — score a model at the size it was trained at; without it every image must have the size
@@ -55,7 +56,7 @@ from pconv_lessons.inpaint import PRECISIONS, predictor
 from pconv_lessons.masks import PAPER_BUCKETS, generate, hole_ratio
 from pconv_lessons.masks.files import read_mask_file
 from pconv_lessons.metrics import (
-    LPIPS_METRIC, PAPER_METRICS, Bucket, BucketEvaluation, Method, Metric, bucket_label, bucket_masks,
+    LPIPS_METRIC, PAPER_METRICS, Bucket, BucketEvaluation, Method, Metric, bucket_masks,
     evaluate_by_bucket, lpips_available,
 )
 from pconv_lessons.named_models import load_named_model, model_label
@@ -78,7 +79,7 @@ BOOTSTRAP_SEED = 0
 
 @dataclass(frozen=True)
 class MaskSet:
-    """One table's masks: bucket → bool holes-are-False masks (N, 1, H, W) (True = known), paired with the images."""
+    """One table's masks: bucket → bool masks (N, 1, H, W), True = known, mask i paired with image i."""
 
     name: str
     masks: dict[Bucket, Tensor]
@@ -110,11 +111,12 @@ def fixed_masks(folder: Path, count: int, size: tuple[int, int]) -> MaskSet:
     ratios = hole_ratio(masks)
     chosen = {}
     for low, high in FIXED_BUCKETS:
-        members = masks[(ratios > low) & (ratios <= high)]
+        members = masks[(ratios > low) & (ratios <= high) & (ratios < 1)]
         if len(members):
             chosen[(low, high)] = _known(members[torch.arange(count) % len(members)])
     if not chosen:
-        raise ValueError(f"--masks {folder}: none of its {len(files)} mask files has a hole (non-zero pixels)")
+        raise ValueError(f"--masks {folder}: none of its {len(files)} mask files has both a hole (non-zero pixels) "
+                         "and a known pixel")
     return MaskSet(f"masks:{folder.name}", chosen)
 
 
