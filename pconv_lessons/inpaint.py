@@ -16,9 +16,10 @@ the file itself). The output is the composite I_comp = M ⊙ I + (1 − M) ⊙ c
 the decoded input bit for bit (8-bit inputs; 16-bit ones are rounded to 8 bits; grey, palette and RGBA become RGB;
 the EXIF orientation is applied). A mask with no hole copies the image through without running the model.
 
-Any image size: each model pads and crops internally as its original does (LaMa: symmetric padding to a multiple of
-8; DeepFill v2: replicate padding to a multiple of 8; PConv: padding to its U-Net's multiple), so the output has the
-input's size. ``--max-side S``: an image whose longer side exceeds S is inpainted at a bounded size — the image (holes
+Any image size: each model pads internally and crops its output back, so the output has the input's size (LaMa:
+symmetric padding to a multiple of 8, as its ``bin/predict.py``; DeepFill v2: replicate padding to a multiple of 8,
+where nipponjo's ``test.py`` crops the image to a multiple of 8 and so loses up to 7 border rows and columns; PConv:
+zero padding, counted as hole, to its U-Net's multiple). ``--max-side S``: an image whose longer side exceeds S is inpainted at a bounded size — the image (holes
 zeroed) is downscaled (bilinear, antialiased) so that its longer side is S, a pixel of the small image is a hole if
 any full-size hole pixel contributes to it, the model fills the small image, the fill is upsampled (bilinear) and
 pasted into the full-size holes only. Known pixels stay those of the input. Without ``--max-side`` every image is

@@ -161,3 +161,24 @@ def test_max_side_runs_the_model_at_the_bounded_size_and_keeps_known_pixels():
     assert torch.equal(result[masks.expand_as(result) > 0.5], images[masks.expand_as(images) > 0.5])
     assert torch.allclose(result[masks.expand_as(result) < 0.5], torch.tensor(0.5))
     assert inpaint.bounded_size(60, 90, 100) == (60, 90) and inpaint.bounded_size(60, 90, None) == (60, 90)
+
+
+def test_the_console_scripts_name_the_commands():
+    import importlib
+
+    tomllib = pytest.importorskip("tomllib")  # Python ≥ 3.11
+    scripts = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["scripts"]
+    for name, module in (("pconv-inpaint", "pconv_lessons.inpaint"), ("pconv-eval", "pconv_lessons.evaluate")):
+        target_module, function = scripts[name].split(":")
+        assert target_module == module and callable(getattr(importlib.import_module(module), function))
+
+
+@pytest.mark.gpu
+def test_bf16_on_cuda_keeps_the_known_pixels(photos, tmp_path, capsys):
+    folder, pixels = photos
+    status, out, _ = _run(capsys, folder, tmp_path / "out", "--model", "lama_small", "--device", "cuda",
+                          "--precision", "bf16", "--batch-size", "2")
+    assert status == 0 and "(bf16)" in out
+    for name, original in pixels.items():
+        hole = read_mask_file(folder / f"{name}_mask000.png")[0].numpy() < 0.5
+        assert np.array_equal(_read(tmp_path / "out" / f"{name}_mask000.png")[~hole], original[~hole])
