@@ -308,7 +308,7 @@ def run_eval(args: argparse.Namespace) -> str:
     for name, reason in skipped.items():
         print(f"{name} skipped: {reason}", file=sys.stderr)
 
-    with RunFolder(args.out) as folder:
+    with RunFolder(args.out, user="pconv-eval run") as folder:
         log = folder.path / LOG_NAME
         if args.overwrite:
             log.unlink(missing_ok=True)

@@ -18,9 +18,12 @@ the EXIF orientation is applied). A mask with no hole copies the image through w
 
 Any image size: each model pads internally and crops its output back, so the output has the input's size (LaMa:
 symmetric padding to a multiple of 8, as its ``bin/predict.py``; DeepFill v2: replicate padding to a multiple of 8,
-where nipponjo's ``test.py`` crops the image to a multiple of 8 and so loses up to 7 border rows and columns; PConv:
-zero padding, counted as hole, to its U-Net's multiple). ``--max-side S``: an image whose longer side exceeds S is inpainted at a bounded size — the image (holes
-zeroed) is downscaled (bilinear, antialiased) so that its longer side is S, a pixel of the small image is a hole if
+where the ``test.py`` of JiahuiYu's and nipponjo's code crops the image to a multiple of 8 and so drops up to 7 border
+rows and columns; PConv:
+zero padding, counted as hole, to its U-Net's multiple).
+
+``--max-side S``: an image whose longer side exceeds S is inpainted at a bounded size — the image (holes zeroed) is
+downscaled (bilinear, antialiased) so that its longer side is S, a pixel of the small image is a hole if
 any full-size hole pixel contributes to it, the model fills the small image, the fill is upsampled (bilinear) and
 pasted into the full-size holes only. Known pixels stay those of the input. Without ``--max-side`` every image is
 processed at its own size (memory grows with the pixel count).

@@ -147,3 +147,11 @@ def test_a_model_below_mean_fill_is_called_broken_there():
         "bad is below mean fill in all on PSNR (dB): broken there."]
     scores[0, 1] = 30.0
     assert evaluate.broken_cells(evaluation, ["bad"]) == []
+
+
+def test_a_second_run_on_the_same_folder_is_refused_while_the_first_holds_it(data, tmp_path, capsys):
+    from pconv_lessons.training.runfolder import RunFolder
+
+    with RunFolder(tmp_path / "eval", user="pconv-eval run"):
+        status, _, err = _run(capsys, data, tmp_path / "eval")
+    assert status == 1 and "another pconv-eval run" in err
