@@ -145,7 +145,9 @@ def plan_jobs(source: Path, output: Path, mask: Path | None) -> list[Job]:
             raise ValueError("--mask goes with one input image; a folder INPUT holds its masks (NAME_mask*.png)")
         if output.suffix.lower() == ".png":
             raise ValueError(f"OUTPUT must be a folder for a folder INPUT, got the file name {output}")
-        pairs = lama_layout(source)
+        inside_output = output.resolve()
+        pairs = [(image, mask_path) for image, mask_path in lama_layout(source)
+                 if not mask_path.resolve().is_relative_to(inside_output)]  # an OUTPUT inside INPUT holds no inputs
         if not pairs:
             raise ValueError(f"no masks (NAME_mask*.png, LaMa's layout) found under {source}")
         return [Job(image, mask_path, output / mask_path.relative_to(source).with_suffix(".png"))

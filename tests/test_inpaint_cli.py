@@ -12,7 +12,6 @@ from PIL import Image
 from pconv_lessons import inpaint
 from pconv_lessons.data import sample_images
 from pconv_lessons.masks import generate
-from pconv_lessons.masks.files import read_mask_file
 from pconv_lessons.models.compositing import composite
 from pconv_lessons.train import load_model
 
@@ -46,6 +45,12 @@ def _run(capsys, *argv):
     return status, captured.out, captured.err
 
 
+def _hole(mask_path: Path) -> np.ndarray:
+    """Where a mask file marks holes, read here without the package: LaMa's files, non-zero = hole."""
+    with Image.open(mask_path) as image:
+        return np.asarray(image) > 0
+
+
 def _read(path: Path) -> np.ndarray:
     with Image.open(path) as image:
         assert image.mode == "RGB"
@@ -60,7 +65,7 @@ def test_every_output_has_its_input_size_and_keeps_the_known_pixels(photos, tmp_
     assert "3 images written (3 inpainted" in out and "0 skipped" in out and "images/s" in out
     for name, original in pixels.items():
         result = _read(tmp_path / "out" / f"{name}_mask000.png")
-        hole = read_mask_file(folder / f"{name}_mask000.png")[0].numpy() < 0.5
+        hole = _hole(folder / f"{name}_mask000.png")
         assert result.shape == original.shape
         assert np.array_equal(result[~hole], original[~hole])  # bit for bit
         assert not np.array_equal(result[hole], original[hole])  # the holes were filled, not copied
@@ -71,7 +76,7 @@ def test_the_holes_hold_the_model_fill_with_the_course_mask_convention(photos, t
     assert _run(capsys, folder, tmp_path / "out", "--model", "pconv_small")[0] == 0
     model = load_model(SHIPPED / "pconv_small.safetensors")
     image = torch.from_numpy(pixels["astronaut"]).permute(2, 0, 1)[None].float() / 255
-    known = read_mask_file(folder / "astronaut_mask000.png")[None]
+    known = torch.from_numpy(~_hole(folder / "astronaut_mask000.png")).float()[None, None]
     with torch.no_grad():
         expected = composite(model(image * known, known).clamp(0, 1), image, known)
     expected = (expected[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
@@ -89,6 +94,13 @@ def test_a_second_run_refuses_to_overwrite_and_overwrite_replaces(photos, tmp_pa
     assert target.read_bytes() == b"placeholder"
     assert _run(capsys, folder, out, "--model", "lama_small", "--overwrite")[0] == 0
     assert _read(target).shape == (*CROPS["coffee"], 3)
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_read_as_input(photos, capsys):
+    folder, _ = photos
+    assert _run(capsys, folder, folder / "out", "--model", "lama_small")[0] == 0
+    status, out, _ = _run(capsys, folder, folder / "out", "--model", "lama_small", "--overwrite")
+    assert status == 0 and "3 images written" in out
 
 
 def test_a_bad_file_is_named_or_skipped_and_counted(photos, tmp_path, capsys):
@@ -180,5 +192,5 @@ def test_bf16_on_cuda_keeps_the_known_pixels(photos, tmp_path, capsys):
                           "--precision", "bf16", "--batch-size", "2")
     assert status == 0 and "(bf16)" in out
     for name, original in pixels.items():
-        hole = read_mask_file(folder / f"{name}_mask000.png")[0].numpy() < 0.5
+        hole = _hole(folder / f"{name}_mask000.png")
         assert np.array_equal(_read(tmp_path / "out" / f"{name}_mask000.png")[~hole], original[~hole])
