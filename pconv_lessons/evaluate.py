@@ -40,6 +40,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -318,6 +319,7 @@ def run_eval(args: argparse.Namespace) -> str:
         todo = [index for index in range(len(files)) if index not in records]
         bar = tqdm(total=len(files), initial=len(files) - len(todo), desc="scoring", unit="image",
                    disable=args.no_progress)
+        start_time = time.perf_counter()
         for start in range(0, len(todo), args.batch_size):
             chunk = todo[start: start + args.batch_size]
             images = torch.stack([scored_image(files[i], args.size, size) for i in chunk]).to(device)
@@ -331,6 +333,10 @@ def run_eval(args: argparse.Namespace) -> str:
             records.update(new)
             bar.update(len(chunk))
         bar.close()
+        seconds = time.perf_counter() - start_time
+        print(f"scored {len(todo)} images in {seconds:.1f} s ({len(todo) / seconds if seconds > 0 else 0.0:.2f} "
+              f"images/s; {len(files) - len(todo)} from the log, {len(methods)} methods × "
+              f"{sum(len(mask_set.masks) for mask_set in sets)} masks each)", file=sys.stderr)
         evaluations = {mask_set.name: evaluation_of(mask_set, records, list(methods), metrics) for mask_set in sets}
         results, markdown = results_of(evaluations, labels, header, skipped)
         atomic_write(folder.path / "results.json", lambda s: s.write((json.dumps(results, indent=1) + "\n").encode()))

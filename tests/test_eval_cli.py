@@ -73,6 +73,7 @@ def test_figures_equal_evaluate_by_bucket_on_the_same_masks(data, tmp_path, caps
     markdown = (tmp_path / "eval" / "results.md").read_text()
     assert markdown in out + "\n" and "| (0.5, 0.6] |" in markdown and "mean fill" in markdown
     assert "LPIPS" in err or "LPIPS" in results["settings"]["metrics"]
+    assert "scored 3 images in" in err and "4 methods × 9 masks each" in err
     assert "FID" in results["skipped_metrics"]
 
 
@@ -155,3 +156,14 @@ def test_a_second_run_on_the_same_folder_is_refused_while_the_first_holds_it(dat
     with RunFolder(tmp_path / "eval", user="pconv-eval run"):
         status, _, err = _run(capsys, data, tmp_path / "eval")
     assert status == 1 and "another pconv-eval run" in err
+
+
+def test_centre_square_resizes_the_shorter_side_then_crops_the_middle():
+    image = torch.rand(3, 32, 50)
+    assert torch.equal(centre_square(image, 32), image[:, :, 9:41])  # shorter side already 32: a pure crop
+    tall = torch.rand(3, 90, 45)
+    assert centre_square(tall, 30).shape == (3, 30, 30)
+    stripes = torch.zeros(3, 64, 128)
+    stripes[:, :, 48:80] = 1  # the middle quarter of the width
+    square = centre_square(stripes, 32)  # → 32×64, then columns 16…48: the stripe is the middle half
+    assert square[:, :, 10:22].min() > 0.99 and square[:, :, :6].max() < 0.01 and square[:, :, -6:].max() < 0.01
