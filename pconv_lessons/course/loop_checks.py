@@ -119,8 +119,9 @@ def _diagnosis(step: int, mine: list[dict[str, Tensor]], model: PConvUNet, confi
         return (f"{matching}, step {step} does not: gradients must not carry over between steps "
                 f"(optimizer.zero_grad() before every backward), one Adam keeps its state for the whole run, and "
                 f"step t uses the samples pairs[t·batch_size] … pairs[t·batch_size + batch_size − 1]")
-    before, after = (mine[step - 1], mine[step]) if len(mine) > step else (mine[-2], mine[-1])
-    changed = lambda names: [name for name in names if not torch.equal(before[name], after[name])]
+    def changed(names: list[str]) -> list[str]:
+        return [name for name in names if not torch.equal(mine[step - 1][name], mine[step][name])]
+
     if changed(_batchnorm_buffers(model, "encoder")):
         return (f"the fine-tune phase starts at step t = {finetune_step} (counting from 0), and in your step {step} "
                 f"the encoder's batch norms still updated their running statistics: put them in eval mode "
