@@ -209,7 +209,7 @@ def check_generator_objective(my_objective: Callable[[nn.Module, nn.Module, Tens
     expected = sum(G_WEIGHTS[name] * value for name, value in terms.items())
     mine = my_objective(discriminator, hrf_loss.encoder, image, prediction, mask)
     tolerance = 1e-5 if dtype == torch.float32 else TOLERANCE
-    found = ", ".join(f"{name} {float(value):.4g}" for name, value in terms.items())
+    found = ", ".join(f"{name} {float(value.detach()):.4g}" for name, value in terms.items())
     try:
         _compare("your generator objective L_G", mine if isinstance(mine, Tensor) else torch.tensor(mine), expected,
                  tolerance)
