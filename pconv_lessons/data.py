@@ -293,6 +293,12 @@ def _crop(image: Tensor, size: int, rng: np.random.Generator | None) -> Tensor:
     return image[:, top : top + size, left : left + size]
 
 
+def centre_square(image: Tensor, size: int) -> Tensor:
+    """(3, H, W) → (3, size, size): the shorter side resized to ``size`` (``resize_shorter_side``), then the centre
+    crop — how evaluation folders (``ImageFolderPairs(train=False)``, ``pconv-eval --size``) bring photos to one size."""
+    return _crop(resize_shorter_side(image, size), size, None)
+
+
 class InpaintingPairs(torch.utils.data.Dataset):
     """Base of the (image, mask) data sets: ``pairs[i] -> (image (3, S, S), mask (1, S, S))``.
 

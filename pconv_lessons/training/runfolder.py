@@ -23,8 +23,9 @@ LOCK_NAME = ".lock"
 class RunFolder:
     """``OUT`` of one trainer: ``open()`` before training, ``close()`` after (or use it as a context manager)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, user: str = "trainer") -> None:
         self.path = Path(path)
+        self.user = user  # who locks the folder, for the message a second one gets ("trainer", "pconv-eval run")
         self._lock: int | None = None
 
     @property
@@ -59,7 +60,7 @@ class RunFolder:
             os.close(handle)
             holder = (self.path / LOCK_NAME).read_text().strip() or "another process"
             raise ValueError(
-                f"another trainer ({holder}) is training in {self.path}; wait for it or use another --out"
+                f"another {self.user} ({holder}) is writing to {self.path}; wait for it or use another --out"
             ) from None
         os.ftruncate(handle, 0)
         os.write(handle, f"pid {os.getpid()}\n".encode())
