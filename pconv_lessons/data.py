@@ -438,6 +438,66 @@ class ImageFolderPairs(InpaintingPairs):
         raise ValueError(f"none of the {len(self.files)} image files under {self.root} could be read")
 
 
+class TexturePatches(InpaintingPairs):
+    """(image, mask) pairs from one half of the brick texture (``brick_texture``): ``--data brick``.
+
+    ``split="train"`` crops the left half with random augmentation, ``split="test"`` the right half as it is (plain
+    axis-aligned crops at native scale), so a model is always scored on texture it never saw. A training crop is an
+    S × S window of the left half resampled (bilinear ``grid_sample``) through the affine map
+
+        source(u) = c + s · R(θ) · F · u,      u ∈ [−S/2, S/2]², in pixels,
+
+    with the centre c uniform over the positions where the rotated window fits, the scale s (source pixels per
+    output pixel) drawn log-uniformly in ``scale``, θ uniform in [−``max_angle``, ``max_angle``] degrees and F a
+    horizontal flip half the time (``InpaintingPairs`` adds it). Scale and rotation teach the network the rule
+    (straight mortar lines, a period) instead of the training half's pixels, which a small net otherwise memorises.
+    """
+
+    def __init__(
+        self,
+        image_size: int = 64,
+        split: str = "train",
+        mask_fn: MaskFn | None = None,
+        seed: int = 0,
+        scale: tuple[float, float] = (0.7, 1.4),
+        max_angle: float = 180.0,
+    ) -> None:
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' (left half) or 'test' (right half), got {split!r}")
+        if not 0 < scale[0] <= scale[1]:
+            raise ValueError(f"scale must be (low, high) with 0 < low <= high, got {scale}")
+        super().__init__(image_size, mask_fn, seed, train=split == "train")
+        self.split, self.scale, self.max_angle = split, scale, float(max_angle)
+        self.texture = brick_texture()[0 if split == "train" else 1]
+        limit = min(self.texture.shape[-2:])
+        if self.image_size > limit:
+            raise ValueError(f"image_size must be at most {limit} (the texture half is {tuple(self.texture.shape[1:])}), "
+                             f"got {self.image_size}")
+
+    def source_count(self) -> int:
+        return 1
+
+    def patch(self, source: int, rng: np.random.Generator) -> Tensor:
+        if not self.train or (self.scale == (1.0, 1.0) and self.max_angle == 0):
+            return _crop(self.texture, self.image_size, rng)  # a plain window (no resampling)
+        height, width = self.texture.shape[-2:]
+        angle = np.deg2rad(rng.uniform(-self.max_angle, self.max_angle))
+        cos, sin = np.cos(angle), np.sin(angle)
+        reach = self.image_size / 2 * (abs(cos) + abs(sin))  # half the rotated window's bounding box, per unit scale
+        factor = float(np.exp(rng.uniform(np.log(self.scale[0]), np.log(self.scale[1]))))
+        factor = min(factor, (min(height, width) / 2 - 1) / reach)  # shrink where the window would not fit
+        centre_y = rng.uniform(reach * factor, height - reach * factor)
+        centre_x = rng.uniform(reach * factor, width - reach * factor)
+        # affine_grid works in normalised coordinates (−1 … 1 across each side, align_corners=False)
+        theta = torch.tensor([
+            [factor * cos * self.image_size / width, -factor * sin * self.image_size / width, 2 * centre_x / width - 1],
+            [factor * sin * self.image_size / height, factor * cos * self.image_size / height, 2 * centre_y / height - 1],
+        ], dtype=torch.float32)
+        grid = torch.nn.functional.affine_grid(theta[None], [1, 3, self.image_size, self.image_size], align_corners=False)
+        window = torch.nn.functional.grid_sample(self.texture[None], grid, mode="bilinear", align_corners=False)
+        return window[0].clamp(0.0, 1.0)
+
+
 def make_pairs(
     data: str,
     image_size: int,
@@ -446,7 +506,12 @@ def make_pairs(
     split: str = "train",
     skip_corrupt: bool = False,
 ) -> InpaintingPairs:
-    """``data="sample"`` → ``SamplePatches`` of ``split``; any other value is a folder → ``ImageFolderPairs``."""
+    """``data="sample"`` → ``SamplePatches`` of ``split``; ``"brick"`` → ``TexturePatches`` (left half, scaled, rotated
+    and flipped at random, for training; right half for testing); ``"brick-plain"`` → the same without scaling or
+    rotation (flips only); any other value is a folder → ``ImageFolderPairs``."""
     if data == "sample":
         return SamplePatches(image_size, split=split, mask_fn=mask_fn, seed=seed)
+    if data in ("brick", "brick-plain"):
+        augment = {} if data == "brick" else {"scale": (1.0, 1.0), "max_angle": 0.0}
+        return TexturePatches(image_size, split=split, mask_fn=mask_fn, seed=seed, **augment)
     return ImageFolderPairs(data, image_size, mask_fn=mask_fn, seed=seed, train=split == "train", skip_corrupt=skip_corrupt)

@@ -40,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "resumable). `export SRC DST` writes a checkpoint as safetensors + JSON.",
     )
     parser.add_argument("--model", default="pconv", help=f"one of {sorted(MODELS)}")
-    parser.add_argument("--data", default="sample", help="'sample' (the shipped photos) or a folder of images")
+    parser.add_argument("--data", default="sample", help="'sample' (the shipped photos), 'brick' (the brick texture's left "
+                        "half, scaled/rotated/flipped at random; its right half held out), 'brick-plain' (no scaling or "
+                        "rotation) or a folder of images")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=8, help="per process (torchrun: the global batch is N ×)")
     parser.add_argument("--accumulate", type=int, default=1, metavar="K",
