@@ -56,7 +56,7 @@ from tqdm.auto import tqdm
 from pconv_lessons.data import load_image
 from pconv_lessons.masks.files import lama_layout, masks_of_image, read_mask_file
 from pconv_lessons.models.compositing import composite
-from pconv_lessons.named_models import load_named_model, model_label
+from pconv_lessons.named_models import load_named_model, model_label, shipped_names
 from pconv_lessons.training.checkpoints import atomic_write, resolve_device
 
 Method = Callable[[Tensor, Tensor], Tensor]
@@ -201,8 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("input", type=Path, help="an image file or a folder in LaMa's layout")
     parser.add_argument("output", type=Path, help="the output folder (or a .png file for one image and one mask)")
     parser.add_argument("--model", required=True,
-                        help="lama | deepfillv2 | pconv (released weights), a shipped name (pconv_small, gated_small, "
-                             "lama_small) or a checkpoint/export path")
+                        help="lama | deepfillv2 | pconv (released weights), a shipped name ("
+                             + ", ".join(shipped_names()) + ") or a checkpoint/export path")
     parser.add_argument("--mask", type=Path, default=None, help="the mask file of a single INPUT image")
     parser.add_argument("--max-side", type=int, default=None, metavar="S",
                         help="inpaint images whose longer side exceeds S at that size and upsample the fill "
