@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from pconv_lessons.training.checkpoints import CHECKPOINT_NAME, export_model
-from pconv_lessons.training.config import TrainConfig
+from pconv_lessons.training.config import DEFAULT_DDP_TIMEOUT, TrainConfig
 from pconv_lessons.training.registry import MODELS
 from pconv_lessons.training.trainer import Trainer
 
@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tensorboard", action="store_true", help="also log to OUT/tensorboard (needs tensorboard)")
     parser.add_argument("--skip-corrupt", action="store_true", help="skip unreadable images with a warning")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads, >= 1 (default: torch's choice)")
+    parser.add_argument("--ddp-timeout", type=float, default=DEFAULT_DDP_TIMEOUT, metavar="MINUTES",
+                        help="torchrun: how long a process waits for the others in one collective before the run "
+                             f"fails, naming the rank(s) that stopped answering (default: {DEFAULT_DDP_TIMEOUT:g})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -102,7 +105,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         device=args.device, seed=args.seed, precision=args.precision, num_workers=args.num_workers,
         sample_every=args.sample_every, checkpoint_every=args.checkpoint_every, skip_corrupt=args.skip_corrupt,
         accumulate=args.accumulate, ema=args.ema, log_every=args.log_every, eval_every=args.eval_every,
-        tensorboard=args.tensorboard, compile=args.compile,
+        tensorboard=args.tensorboard, compile=args.compile, ddp_timeout=args.ddp_timeout,
     )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+DEFAULT_DDP_TIMEOUT = 10.0  # minutes; longer than any checkpoint, sample or evaluation rank 0 does alone
 MAX_SEED = 2**32 - 1  # the largest seed NumPy's legacy global generator (np.random.seed) takes
 
 RUN_IDENTITY = (
@@ -37,8 +38,9 @@ class TrainConfig:
     generator's weights with that decay (used for samples, evaluation and export). The loss terms are logged every
     ``log_every`` steps (one host synchronisation per log, not per step), held-out L1/PSNR/SSIM every
     ``eval_every`` steps (0: never), into ``OUT/losses.csv``; ``tensorboard`` also writes them to ``OUT/tensorboard``.
-    ``seed`` lies in [0, 2³² − 1] (``MAX_SEED``, what ``np.random.seed`` takes). ``data`` is resolved by
-    ``pconv_lessons.data.resolve_data``.
+    ``ddp_timeout``: minutes a process waits for the others in one collective before the run fails, naming the
+    rank(s) that stopped answering (``pconv_lessons.training.distributed``). ``seed`` lies in [0, 2³² − 1]
+    (``MAX_SEED``, what ``np.random.seed`` takes). ``data`` is resolved by ``pconv_lessons.data.resolve_data``.
     """
 
     model: str = "pconv"
@@ -68,6 +70,7 @@ class TrainConfig:
     eval_every: int = 200
     tensorboard: bool = False
     compile: bool = False
+    ddp_timeout: float = DEFAULT_DDP_TIMEOUT
 
     def __post_init__(self) -> None:
         _check_int("steps", self.steps, minimum=1)
@@ -87,6 +90,7 @@ class TrainConfig:
         if self.max_minutes is not None:
             _check_number("max_minutes", self.max_minutes, positive=False)
         _check_number("ema", self.ema, positive=False)
+        _check_number("ddp_timeout", self.ddp_timeout, positive=True)
         if self.ema >= 1:
             raise ValueError(f"ema must be a decay in [0, 1) (0: off), got {self.ema!r}")
         for name in ("model_args", "loss_args"):

@@ -130,7 +130,7 @@ class Trainer:
         else:
             self.folder.check_fresh_start(resume, overwrite)
         self.config = config
-        self.dist = Distributed.from_environment(resolve_device(config.device))
+        self.dist = Distributed.from_environment(resolve_device(config.device), config.ddp_timeout)
         self.device = self.dist.device(resolve_device(config.device))
         self.dtype = autocast_dtype(config.precision, self.device)
         self.channels_last = self.device.type == "cuda"
@@ -409,12 +409,14 @@ class Trainer:
                     if self._due() or (stop.requested and not self.dist.enabled):
                         self._after_log(bar, started)
             self._flush(bar)
-        except BaseException:
+        except BaseException as error:
             if self.dist.is_main:
                 with contextlib.suppress(Exception):
                     self._flush(collective=False)
                 self._write_log()
             self._close_session()
+            if self.dist.enabled and self.dist.is_timeout(error):
+                raise self.dist.unresponsive(error, self.step) from error
             raise
         finally:
             bar.close()
