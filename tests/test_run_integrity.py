@@ -270,11 +270,12 @@ def _poison(value):
 
 CRAFTED = {  # before: KeyError 'config', AttributeError, or accepted
     "no config": (lambda c: c.pop("config"), r"field 'config' is missing"),
-    "config a list": (lambda c: c.update(config=[1, 2]), r"field 'config' must be a dict, got list"),
+    "no model": (lambda c: c.pop("model"), r"field 'model' is missing"),
+    "config a list": (lambda c: c.update(config=[1, 2]), r"field 'config' must be of type dict, got list"),
     "config with a bad value": (lambda c: c["config"].update(image_size="64"), r"field 'config' .*image_size"),
-    "model a list": (lambda c: c.update(model=[1, 2]), r"field 'model' must be a dict, got list"),
+    "model a list": (lambda c: c.update(model=[1, 2]), r"field 'model' must be of type dict, got list"),
     "a weight not a tensor": (lambda c: c["model"].update({_first_weight(c): 3.0}), r"field 'model' .* holds float"),
-    "step a string": (lambda c: c.update(step="10"), r"field 'step' must be a int, got str"),
+    "step a string": (lambda c: c.update(step="10"), r"field 'step' must be of type int, got str"),
     "history damaged": (lambda c: c["history"].update(values=torch.zeros(3)), r"field 'history' is damaged"),
     "NaN weights": (_set_weight(_poison), r"non-finite value"),
     "int8 weights": (_set_weight(lambda v: v.to(torch.int8)), r"is torch.int8, the model needs real floating"),

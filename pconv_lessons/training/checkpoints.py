@@ -114,9 +114,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise ValueError(f"checkpoint {path} is not a pconv_lessons training checkpoint ({CHECKPOINT_FORMAT})")
     source = f"checkpoint {path}"
     _check_common_fields(checkpoint, source)
-    for name in ("model", "ema"):
-        if checkpoint.get(name) is not None:
-            _check_tensor_dict(checkpoint, name, source)
+    _check_tensor_dict(checkpoint, "model", source)
+    if checkpoint.get("ema") is not None:
+        _check_tensor_dict(checkpoint, "ema", source)
     if isinstance(checkpoint.get("history"), list):  # format 1 (old slim exports): a list of rows
         checkpoint["history"] = _history_rows(checkpoint["history"], source)
     elif "history" in checkpoint:
@@ -135,7 +135,8 @@ def checkpoint_field(checkpoint: Mapping[str, Any], name: str, expected: type | 
     wrong_bool = isinstance(value, bool) and bool not in (expected if isinstance(expected, tuple) else (expected,))
     if not isinstance(value, expected) or wrong_bool:
         names = " or ".join(kind.__name__ for kind in (expected if isinstance(expected, tuple) else (expected,)))
-        raise ValueError(f"{source}: field {name!r} must be a {names}, got {type(value).__name__} {value!r:.60}")
+        raise ValueError(f"{source}: field {name!r} must be of type {names}, got {type(value).__name__} "
+                         f"{value!r:.60}")
     return value
 
 
