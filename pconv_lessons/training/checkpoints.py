@@ -308,6 +308,31 @@ def _value_problem(value: Tensor, expected: Tensor) -> str:
     return ""
 
 
+def check_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any], source: str) -> None:
+    """``state`` (an ``Optimizer.state_dict()``) fits ``optimizer``: its groups, and per parameter the shape of each
+    state tensor (Adam's moments are shaped like the parameter, its ``step`` a scalar)."""
+    groups = checkpoint_field(state, "param_groups", list, source)
+    per_parameter = checkpoint_field(state, "state", dict, source)
+    ours = optimizer.param_groups
+    if len(groups) != len(ours) or any(not isinstance(group, dict) or len(group.get("params", ())) != len(mine["params"])
+                                       for group, mine in zip(groups, ours)):
+        raise ValueError(f"{source}: param_groups do not match this run's parameters (a different model?)")
+    parameters = {index: parameter for group, mine in zip(groups, ours)
+                  for index, parameter in zip(group["params"], mine["params"])}
+    for index, values in per_parameter.items():
+        if index not in parameters or not isinstance(values, dict):
+            raise ValueError(f"{source}: state of an unknown parameter {index!r}")
+        shape = tuple(parameters[index].shape)
+        for name, value in values.items():
+            if not isinstance(value, Tensor):
+                raise ValueError(f"{source}: state[{index!r}][{name!r}] must be a tensor, got {type(value).__name__}")
+            if value.dim() and tuple(value.shape) != shape:
+                raise ValueError(f"{source}: state[{index!r}][{name!r}] has shape {list(value.shape)}, its "
+                                 f"parameter {list(shape)}")
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                raise ValueError(f"{source}: state[{index!r}][{name!r}] holds non-finite values (NaN or inf)")
+
+
 def check_weights(config: TrainConfig, state: Mapping[str, Tensor], source: str) -> None:
     """``check_state_fits`` against ``config``'s model built on the ``meta`` device (no allocation)."""
     with torch.device("meta"):

@@ -32,8 +32,8 @@ from torch import Tensor
 
 from pconv_lessons.data import MaskBank, MaskFn, MaskSource, make_pairs
 from pconv_lessons.training.checkpoints import (
-    CHECKPOINT_FORMAT, CHECKPOINT_NAME, atomic_save, check_state_fits, checkpoint_config, checkpoint_field,
-    load_checkpoint, resolve_device, rng_state, set_rng_state,
+    CHECKPOINT_FORMAT, CHECKPOINT_NAME, atomic_save, check_optimizer_state, check_state_fits, checkpoint_config,
+    checkpoint_field, load_checkpoint, resolve_device, rng_state, set_rng_state,
 )
 from pconv_lessons.training.config import TrainConfig, kept_on_resume, resumed_config
 from pconv_lessons.training.distributed import Distributed
@@ -209,7 +209,7 @@ class Trainer:
                              f"{source} (field objective[{name!r}])")
         for phase, optimizer in self.optimizers.items():
             state = checkpoint_field(parts["optimizers"], phase, dict, f"{source}, optimizers")
-            _check_optimizer_state(optimizer, state, f"{source} (field optimizers[{phase!r}])")
+            check_optimizer_state(optimizer, state, f"{source} (field optimizers[{phase!r}])")
         samples_seen = checkpoint_field(checkpoint, "samples_seen", int, source)
         elapsed = checkpoint_field(checkpoint, "elapsed_seconds", (int, float), source)
         try:
@@ -507,31 +507,6 @@ class Trainer:
         figure = plot_loss_curves(losses, marks={"fine-tune": self.config.resolved_finetune_step()})
         figure.savefig(self.out / "loss_curve.png", dpi=80)
         _close(figure)
-
-
-def _check_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any], source: str) -> None:
-    """``state`` (an ``Optimizer.state_dict()``) fits ``optimizer``: its groups, and per parameter the shape of each
-    state tensor (Adam's moments are shaped like the parameter, its ``step`` a scalar)."""
-    groups = checkpoint_field(state, "param_groups", list, source)
-    per_parameter = checkpoint_field(state, "state", dict, source)
-    ours = optimizer.param_groups
-    if len(groups) != len(ours) or any(not isinstance(group, dict) or len(group.get("params", ())) != len(mine["params"])
-                                       for group, mine in zip(groups, ours)):
-        raise ValueError(f"{source}: param_groups do not match this run's parameters (a different model?)")
-    parameters = {index: parameter for group, mine in zip(groups, ours)
-                  for index, parameter in zip(group["params"], mine["params"])}
-    for index, values in per_parameter.items():
-        if index not in parameters or not isinstance(values, dict):
-            raise ValueError(f"{source}: state of an unknown parameter {index!r}")
-        shape = tuple(parameters[index].shape)
-        for name, value in values.items():
-            if not isinstance(value, Tensor):
-                raise ValueError(f"{source}: state[{index!r}][{name!r}] must be a tensor, got {type(value).__name__}")
-            if value.dim() and tuple(value.shape) != shape:
-                raise ValueError(f"{source}: state[{index!r}][{name!r}] has shape {list(value.shape)}, its "
-                                 f"parameter {list(shape)}")
-            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-                raise ValueError(f"{source}: state[{index!r}][{name!r}] holds non-finite values (NaN or inf)")
 
 
 def _close(figure) -> None:
