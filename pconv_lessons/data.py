@@ -191,10 +191,18 @@ class MaskSource:
     """
 
     def __init__(self, kind: str = "free_form") -> None:
+        from pconv_lessons.masks import KINDS
+
+        if not isinstance(kind, str):
+            raise TypeError(f"mask kind must be a string of mask families, got {type(kind).__name__}")
         self.kind = kind
         self.kinds = tuple(part.strip() for part in kind.split(",") if part.strip())
         if not self.kinds:
             raise ValueError(f"mask kind must name at least one mask family, got {kind!r}")
+        unknown = [part for part in self.kinds if part not in KINDS]
+        if unknown:
+            raise ValueError(f"mask kind {kind!r}: unknown mask famil{'ies' if len(unknown) > 1 else 'y'} "
+                             f"{unknown}; choose from {list(KINDS)}, comma-separated to mix them")
 
     def __call__(self, size: int, seed: int) -> Tensor:
         from pconv_lessons.masks import generate
@@ -229,10 +237,12 @@ class MaskBank:
     ) -> None:
         from pconv_lessons.masks import PAPER_BUCKETS, generate_in_bucket
 
-        if per_bucket < 1:
-            raise ValueError(f"per_bucket must be at least 1, got {per_bucket}")
+        per_bucket = check_int(per_bucket, "per_bucket", 1)
         kinds = MaskSource(kind).kinds
         chosen = tuple(PAPER_BUCKETS if buckets is None else buckets)
+        if not chosen:
+            raise ValueError(f"buckets must hold at least one (lo, hi) hole-ratio bucket, e.g. {list(PAPER_BUCKETS)} "
+                             f"(None: those), got {buckets!r}")
         pool = [
             generate_in_bucket(family, per_bucket, size, bucket, seed=seed + 100 * k + b) > 0.5
             for k, family in enumerate(kinds)
@@ -498,6 +508,34 @@ class TexturePatches(InpaintingPairs):
         return window[0].clamp(0.0, 1.0)
 
 
+BUILT_IN_DATA: tuple[str, ...] = ("sample", "brick", "brick-plain")
+"""The data sets ``--data`` names by a bare word (``"sample"``: ``SamplePatches``; ``"brick"``, ``"brick-plain"``:
+``TexturePatches``); any other value is a folder."""
+
+
+def resolve_data(data: str) -> str | Path:
+    """What ``data`` (``--data``) names: a name of ``BUILT_IN_DATA`` (returned as is) or a folder of images (a Path).
+
+    A bare built-in name always means the built-in data set, also where the current directory has a folder of that
+    name; a ``UserWarning`` then says so and how to train on the folder (``./sample``: any path with a slash is a
+    folder). An empty ``data`` — an unset shell variable, ``--data "$DATA"`` — is a ``ValueError``, never "the
+    current directory".
+    """
+    if not isinstance(data, (str, os.PathLike)):
+        raise TypeError(f"data must be a built-in data set {list(BUILT_IN_DATA)} or a folder path, got "
+                        f"{type(data).__name__} {data!r:.60}")
+    if data in BUILT_IN_DATA:
+        if Path(data).is_dir():
+            warnings.warn(f"data={data!r} (--data {data}) means the built-in {data!r} data set; there is also a "
+                          f"folder {data!r} here, which is not used: pass --data ./{data} to train on the folder",
+                          UserWarning, stacklevel=2)
+        return data
+    if str(data).strip() == "":
+        raise ValueError(f"data (--data) is empty: name a built-in data set {list(BUILT_IN_DATA)} or a folder of "
+                         f"images (was it an unset shell variable, --data \"$DATA\"?)")
+    return Path(data)
+
+
 def make_pairs(
     data: str,
     image_size: int,
@@ -506,12 +544,14 @@ def make_pairs(
     split: str = "train",
     skip_corrupt: bool = False,
 ) -> InpaintingPairs:
-    """``data="sample"`` → ``SamplePatches`` of ``split``; ``"brick"`` → ``TexturePatches`` (left half, scaled, rotated
-    and flipped at random, for training; right half for testing); ``"brick-plain"`` → the same without scaling or
-    rotation (flips only); any other value is a folder → ``ImageFolderPairs``."""
-    if data == "sample":
+    """The pairs ``data`` names (``resolve_data``): ``"sample"`` → ``SamplePatches`` of ``split``; ``"brick"`` →
+    ``TexturePatches`` (left half, scaled, rotated and flipped at random, for training; right half for testing);
+    ``"brick-plain"`` → the same without scaling or rotation (flips only); a folder → ``ImageFolderPairs``."""
+    source = resolve_data(data)
+    if source == "sample":
         return SamplePatches(image_size, split=split, mask_fn=mask_fn, seed=seed)
-    if data in ("brick", "brick-plain"):
-        augment = {} if data == "brick" else {"scale": (1.0, 1.0), "max_angle": 0.0}
+    if source in ("brick", "brick-plain"):
+        augment = {} if source == "brick" else {"scale": (1.0, 1.0), "max_angle": 0.0}
         return TexturePatches(image_size, split=split, mask_fn=mask_fn, seed=seed, **augment)
-    return ImageFolderPairs(data, image_size, mask_fn=mask_fn, seed=seed, train=split == "train", skip_corrupt=skip_corrupt)
+    return ImageFolderPairs(source, image_size, mask_fn=mask_fn, seed=seed, train=split == "train",
+                            skip_corrupt=skip_corrupt)
