@@ -237,14 +237,37 @@ def _package_step(gan_weight: float, d_loss_scale: float, start: tuple[nn.Module
     return (*before, optimizers, image, mask, objective.l1_weight), (generator, discriminator)
 
 
-def _first_difference(mine: tuple[nn.Module, nn.Module], package: tuple[nn.Module, nn.Module]):
-    """(network, parameter name, largest difference) of the first parameter beyond STEP_TOLERANCE, or None."""
-    for what, mine_net, package_net in zip(("discriminator", "generator"), mine, package):
-        expected = dict(package_net.named_parameters())
-        for name, value in mine_net.named_parameters():
-            error = float((value.detach() - expected[name].detach()).abs().max())
-            if not error <= STEP_TOLERANCE:
-                return what, name, error
+def _first_difference(mine: nn.Module, package: nn.Module) -> tuple[str, float] | None:
+    """(name, largest difference) of the first parameter of ``mine`` beyond STEP_TOLERANCE from ``package``'s."""
+    expected = dict(package.named_parameters())
+    for name, value in mine.named_parameters():
+        error = float((value.detach() - expected[name].detach()).abs().max())
+        if not error <= STEP_TOLERANCE:
+            return name, error
+    return None
+
+
+def _step_mismatch(mine: tuple[nn.Module, nn.Module], package: tuple[nn.Module, nn.Module], gan_weight: float
+                   ) -> str | None:
+    """None if (generator, discriminator) ``mine`` equal ``package``'s, else a sentence on the first difference:
+    the discriminator's first (its step comes first), then the generator's."""
+    for what, index in (("discriminator", 1), ("generator", 0)):
+        difference = _first_difference(mine[index], package[index])
+        if difference is None:
+            continue
+        name, error = difference
+        message = (f"{what} parameter {name} after your step (gan_weight {gan_weight:g}) differs from the package's "
+                   f"training step by up to {error:.3g} (allowed {STEP_TOLERANCE:g})")
+        if what == "discriminator" and error < SMALL_DIFFERENCE:
+            accepted = "; or ".join(D_LOSS_CONVENTIONS.values())
+            message += (". A difference this small means your D loss has the right gradient signs but not the right "
+                        "sizes: Adam's first step moves each weight by about lr · the sign of its gradient, and a "
+                        "constant factor on the loss changes only how its ε weighs in. The check accepts "
+                        f"{accepted}; look at the factor in front of your D loss, or at the loss itself")
+        elif what == "generator":
+            message += (". Your discriminator step matches; the generator's differs: λ_l1 · (mean|coarse − x| + "
+                        "mean|out − x|) + λ_gan · (−mean D(comp, m)) through the updated D, with fresh gradients")
+        return message
     return None
 
 
@@ -257,23 +280,17 @@ def check_gan_step(my_gan_step: GanStep) -> None:
     ``discriminator(image, mask)``; both optimizers are Adam with the objective's learning rates and β. Run in
     float64 for the weightings λ_gan = 1 (DeepFill v2's 1:1) and 0.5. The discriminator's loss may be the package's
     unweighted hinge loss or DeepFill v2's ½-weighted one (``D_LOSS_CONVENTIONS``). Raises AssertionError naming
-    the first parameter that differs and, for a difference at Adam's ε level, what such a difference means.
+    the first parameter that differs (the discriminator's first) and what a small D difference, or a difference in
+    the generator alone, points to.
     """
     for gan_weight in (1.0, 0.5):
         (generator, discriminator, optimizers, image, mask, l1_weight), package = _package_step(gan_weight, 1.0)
         start = copy.deepcopy(generator), copy.deepcopy(discriminator)
         _run("your GAN step", my_gan_step, generator, discriminator, *optimizers, image, mask, l1_weight, gan_weight)
-        mismatch = _first_difference((generator, discriminator), package)
+        mismatch = _step_mismatch((generator, discriminator), package, gan_weight)
         if mismatch is None:
             continue
-        if _first_difference((generator, discriminator), _package_step(gan_weight, 0.5, start)[1]) is None:
+        half = _step_mismatch((generator, discriminator), _package_step(gan_weight, 0.5, start)[1], gan_weight)
+        if half is None:
             continue  # DeepFill v2's ½-weighted discriminator loss
-        what, name, error = mismatch
-        message = (f"{what} parameter {name} after your step (gan_weight {gan_weight:g}) differs from the package's "
-                   f"training step by up to {error:.3g} (allowed {STEP_TOLERANCE:g})")
-        if what == "discriminator" and error < SMALL_DIFFERENCE:
-            accepted = "; or ".join(D_LOSS_CONVENTIONS.values())
-            message += (". A difference this small is what a discriminator loss multiplied by a constant leaves "
-                        "under Adam, which ignores the factor except through its ε: the check accepts "
-                        f"{accepted}; look at the factor in front of your D loss")
-        raise AssertionError(message)
+        raise AssertionError(half if half.startswith("generator") else mismatch)  # D matches one convention: say so
