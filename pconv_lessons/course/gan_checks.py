@@ -199,7 +199,7 @@ D_LOSS_CONVENTIONS = {
     1.0: "the package's unweighted hinge loss, mean relu(1 − D(real)) + mean relu(1 + D(fake))",
     0.5: "DeepFill v2's ½-weighted one, ½·mean relu(1 − D(real)) + ½·mean relu(1 + D(fake))",
 }
-SMALL_DIFFERENCE = 1e-4  # a D weight off by less than this is the trace of a loss scaled by a constant (Adam's ε)
+SMALL_DIFFERENCE = 1e-4  # D off by less: right gradient signs, wrong sizes (Adam's first step is about lr·sign)
 
 
 def _gan_trainer(folder: str, gan_weight: float):
