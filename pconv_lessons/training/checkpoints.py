@@ -24,7 +24,6 @@ import os
 import random
 import shutil
 import tempfile
-import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -33,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from pconv_lessons.torch_archive import check_torch_archive
 from pconv_lessons.training.config import TrainConfig, config_from_dict
 from pconv_lessons.training.logs import History, read_history, write_history
 from pconv_lessons.training.registry import model_entry
@@ -128,14 +128,10 @@ def stale_temporary_files(folder: str | Path) -> list[Path]:
 
 
 def _check_archive(path: Path) -> None:
-    """Every member of ``torch.save``'s zip archive against its CRC-32; a ``ValueError`` naming the damage."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            damaged = archive.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError) as error:
-        raise ValueError(f"checkpoint {path} is corrupt or not a pconv_lessons checkpoint ({error})") from error
-    if damaged is not None:
-        raise ValueError(f"checkpoint {path} is corrupt: {damaged} fails its CRC-32 check (a damaged copy?)")
+    """``torch.save``'s zip archive checked before anything is decompressed (every member stored and within the
+    file's size, ``pconv_lessons.torch_archive``), then every member against its CRC-32; a ``ValueError`` naming the
+    file and the member."""
+    check_torch_archive(path, "checkpoint")
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
