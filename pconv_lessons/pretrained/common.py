@@ -68,17 +68,18 @@ def describe(value: object, limit: int = 60) -> str:
 
 
 def check_range(value: int, field: str, low: int, high: int, released: str) -> int:
-    """``value`` (what ``field`` implies) if ``low <= value <= high``, else an error saying the three."""
+    """``value`` if ``low <= value <= high``, else an error "``field`` ``value``; this loader accepts low…high
+    (``released``)" (``field`` says where it was read and its name, e.g. "KEY's shape (…) ngf =")."""
     if not low <= value <= high:
-        raise PretrainedFileError(f"{field} implies {value}; this loader accepts {low}…{high} ({released})")
+        raise PretrainedFileError(f"{field} {value}; this loader accepts {low}…{high} ({released})")
     return value
 
 
-def index_of(text: str, key: str, what: str, high: int) -> int:
-    """The integer written in ``text`` (a part of ``key``), at most ``high``; an error naming the key if larger
-    (Python would need time quadratic in the digits to read a huge one)."""
-    if len(text) > len(str(high)) or int(text) > high:
-        raise PretrainedFileError(f"{describe(key)} has {what} {describe(text, 20)}; at most {high} is possible")
+def index_of(text: str, key: str, what: str) -> int:
+    """The integer written in ``text`` (a part of ``key``, e.g. a layer index), read only if it has at most 9
+    digits (Python needs time quadratic in the digits to read a huge one); an error naming the key otherwise."""
+    if len(text) > 9:
+        raise PretrainedFileError(f"{describe(key)} has {what} {describe(text, 20)} ({len(text)} digits)")
     return int(text)
 
 

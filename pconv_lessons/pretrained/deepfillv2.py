@@ -77,6 +77,6 @@ def build(state: dict[str, Tensor]) -> tuple[GatedGenerator, dict[str, Tensor]]:
     if sketch is None or shape[0] % 4:
         raise PretrainedFileError(f"conv1.conv.weight has shape {shape}; expected (cnum, 5, 5, 5) "
                                   "(6 inputs with a sketch channel) with cnum a multiple of 4 (48 in the releases)")
-    cnum = check_range(shape[0], f"conv1.conv.weight's shape {shape} (cnum = its outputs)", *CNUM_RANGE,
+    cnum = check_range(shape[0], f"G.conv1.conv.weight's shape {shape} cnum =", *CNUM_RANGE,
                        "the releases: 48")
     return GatedGenerator(base_channels=cnum, sketch=sketch), rename(state, our_key)

@@ -97,7 +97,6 @@ def read(path: Path) -> dict[str, Tensor]:
 
 NGF_RANGE = (1, 256)      # the releases: 64
 BLOCKS_RANGE = (0, 64)    # the releases: 9 (LaMa-Fourier) and 18 (Big LaMa)
-LAST_INDEX = 17 + BLOCKS_RANGE[1]
 
 
 def sizes(state: Mapping[str, Tensor]) -> dict[str, float | int]:
@@ -111,28 +110,25 @@ def sizes(state: Mapping[str, Tensor]) -> dict[str, float | int]:
     for key, weight in ((PREFIX + "1.ffc.convl2l.weight", stem), (PREFIX + "4.ffc.convl2l.weight", last_down)):
         if weight.dim() != 4:
             raise common.PretrainedFileError(f"{key} has shape {tuple(weight.shape)}; a conv weight has 4 dimensions")
-    ngf = common.check_range(stem.shape[0], f"{PREFIX}1.ffc.convl2l.weight's shape {tuple(stem.shape)} (ngf)",
+    ngf = common.check_range(stem.shape[0], f"{PREFIX}1.ffc.convl2l.weight's shape {tuple(stem.shape)} ngf =",
                              *NGF_RANGE, "the releases: 64")
     width, local = ngf * MULTIPLE, last_down.shape[0]
     ratio = (width - local) / width
     if not 0 <= ratio < 1 or global_channels(width, ratio) != width - local:
         raise common.PretrainedFileError(f"no global share splits {width} channels into {local} local ones "
                                          f"({PREFIX}4.ffc.convl2l.weight has shape {tuple(last_down.shape)})")
-    blocks = {common.index_of(key.split(".")[0], PREFIX + key, "layer index", LAST_INDEX)
+    blocks = {common.index_of(key.split(".")[0], PREFIX + key, "layer index"): key
               for key in state if ".conv1.ffc." in key}
     n_blocks = max(blocks) - 4 if blocks else 0
-    key = next((PREFIX + key for key in state if key.startswith(f"{n_blocks + 4}.conv1.ffc.")), "no block")
-    common.check_range(n_blocks, f"{describe_key(key)} (the last FFC block, index 4 + n_blocks)", *BLOCKS_RANGE,
-                       "the releases: 9 and 18")
-    absent = sorted(set(range(5, 5 + n_blocks)) - blocks)
+    if blocks:
+        last = common.describe(PREFIX + blocks[max(blocks)], 120)
+        common.check_range(n_blocks, f"{last} (the highest FFC block, index 4 + n_blocks) n_blocks =",
+                           *BLOCKS_RANGE, "the releases: 9 and 18")
+    absent = sorted(set(range(5, 5 + n_blocks)) - set(blocks))
     if absent:
         raise common.PretrainedFileError(f"FFC blocks {absent[:10]} are missing although block {n_blocks + 4} "
                                          "is there (n_blocks = highest block index − 4)")
     return {"ngf": ngf, "n_blocks": n_blocks, "ratio": ratio}
-
-
-def describe_key(key: str) -> str:
-    return common.describe(key, 120)
 
 
 def build(state: Mapping[str, Tensor]) -> tuple[LamaGenerator, dict[str, Tensor]]:

@@ -92,11 +92,12 @@ BASE_CHANNELS_RANGE = (1, 256)  # the release: 64
 def build(state: Mapping[str, Tensor]) -> tuple[PConvUNet, dict[str, Tensor]]:
     """A ``PConvUNet(convention="mmagic")`` sized from the tensors (``layer_size`` = the number of ``enc<k>``
     levels, all present, in ``LAYERS_RANGE``; ``base_channels`` = enc1's width, in ``BASE_CHANNELS_RANGE``), and
-    ``state`` renamed by the key table; the stored mask kernels are checked first (``check_mask_kernels``)."""
-    levels = {index_of(found["k"], key, "encoder level", LAYERS_RANGE[1] + 1) for key in state
+    ``state`` renamed by the key table; the stored mask kernels are checked against the model (``check_mask_kernels``)."""
+    levels = {index_of(found["k"], key, "encoder level") for key in state
               if (found := KEY.fullmatch(key)) and found["part"] == "enc" and found["name"] == "weight"}
-    layer_size = check_range(max(levels), f"encoder.enc{max(levels)} (the deepest level)", *LAYERS_RANGE,
-                             "the release: 7")
+    deepest = max(levels, default=0)
+    layer_size = check_range(deepest, f"generator.encoder.enc{deepest} (the deepest level) layer_size =",
+                             *LAYERS_RANGE, "the release: 7")
     if levels != set(range(1, layer_size + 1)):
         raise PretrainedFileError(f"encoder levels {sorted(set(range(1, layer_size + 1)) - levels)} are missing "
                                   f"although enc{layer_size} is there")
@@ -104,8 +105,8 @@ def build(state: Mapping[str, Tensor]) -> tuple[PConvUNet, dict[str, Tensor]]:
     if first.dim() != 4:
         raise PretrainedFileError(f"encoder.enc1.conv.weight has shape {tuple(first.shape)}; a conv weight has 4 "
                                   "dimensions")
-    base_channels = check_range(first.shape[0], f"encoder.enc1.conv.weight's shape {tuple(first.shape)} "
-                                "(base_channels)", *BASE_CHANNELS_RANGE, "the release: 64")
+    base_channels = check_range(first.shape[0], f"generator.encoder.enc1.conv.weight's shape {tuple(first.shape)} "
+                                "base_channels =", *BASE_CHANNELS_RANGE, "the release: 64")
     model = PConvUNet(layer_size=layer_size, base_channels=base_channels, convention="mmagic")
     shapes = {key: value.shape for key, value in model.state_dict().items()}
     check_mask_kernels(state, lambda key: shapes.get(our_key(key, layer_size)))
