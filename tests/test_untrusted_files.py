@@ -514,6 +514,16 @@ def test_a_key_nested_100000_deep_is_a_clear_error(watched, family, layout, lega
     unchanged()
 
 
+def test_a_key_nested_a_million_deep_is_refused_before_python_hashes_it(watched):
+    """Hashing it (the dict's SETITEM) would overflow the C stack and kill the process, not raise."""
+    files, unchanged = watched
+    path = write_file(files / "deep.pth", op_dict({"state_dict": EMPTY_DICT + nested(10**6) + op_int(1) + SETITEM}),
+                      {}, legacy=False)
+    refused_quickly(lambda: load_pretrained("lama", path), r"deep.pth: member archive/data.pkl is refused: it nests "
+                                                           r"tuples 101 deep \(byte \d+\); at most 100")
+    unchanged()
+
+
 # ------------------------------------------------------------------------------- part 2: archives
 
 # bz2.compress(bytes(256 << 20), 9): 208 bytes that decompress to 256 MiB of zeros (about 3 s of CPU)

@@ -11,7 +11,8 @@ patches). The reader allows, by construction:
    or is *foreign* and is replaced by an inert stand-in of our own (``StandIn``; Lightning and OmegaConf classes,
    ``typing.Any``, ``builtins.dict``, …). Any other torch global (``bytearray``, ``_codecs.encode``,
    ``torch.Tensor``, the untyped storages: callables whose result a tiny file can make huge) is refused, and so
-   are REDUCE / NEWOBJ on anything but a named global and BUILD on a named global.
+   are REDUCE / NEWOBJ on anything but a named global, BUILD on a named global, and tuples nested more than
+   ``MAX_TUPLE_DEPTH`` deep (hashing a key nested 10⁶ deep overflows the C stack: the process dies).
 2. **what the opcodes do.** The pickle then runs on torch's own ``weights_only`` unpickler, with the stand-ins
    allowlisted under the foreign names (``torch.serialization.safe_globals``). It refuses BUILD on everything but
    a Tensor, Parameter, OrderedDict or stand-in *instance* made by the file itself, SETITEM(S) on anything but a
@@ -106,7 +107,8 @@ def stand_in(name: str) -> Callable:
 
 _PUSH_VALUE = {"NONE", "NEWTRUE", "NEWFALSE", "EMPTY_TUPLE", "EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET", "BININT",
                "BININT1", "BININT2", "LONG1", "BINFLOAT", "BINUNICODE", "SHORT_BINSTRING"}
-_MARK, _GLOBAL, _VALUE = object(), object(), object()
+_GLOBAL = object()  # a named global on the verifier's stack; any other value is held as its tuple depth (an int)
+MAX_TUPLE_DEPTH = 100  # Python hashes nested tuples recursively without a guard: 10⁶ levels crash the process
 
 
 def global_name(arg: str) -> str:
@@ -123,7 +125,7 @@ def verify_pickle(stream: IO[bytes], source: str) -> set[str]:
     """The foreign globals of the pickle at ``stream``'s position (the stream is left after its STOP), after
     checking every opcode without running any: only the opcodes torch's weights_only unpickler knows, GLOBAL of
     ASCII names that are in ``TORCH_GLOBALS`` or foreign, REDUCE / NEWOBJ only on a named global, BUILD never on
-    one. ``source`` names the file (and member) in the error."""
+    one, tuples nested at most ``MAX_TUPLE_DEPTH`` deep. ``source`` names the file (and member) in the error."""
     stack: list[object] = []
     marks: list[list[object]] = []
     memo: dict[int, object] = {}
@@ -140,11 +142,18 @@ def verify_pickle(stream: IO[bytes], source: str) -> set[str]:
         del stack[len(stack) - count:]
         return taken
 
-    def pop_mark() -> None:
+    def pop_mark() -> list[object]:
         nonlocal stack
         if not marks:
             raise refuse("its pickle closes a MARK it never opened")
-        stack = marks.pop()
+        items, stack = stack, marks.pop()
+        return items
+
+    def push_tuple(items: list[object], position: int) -> None:
+        depth = 1 + max((item for item in items if item is not _GLOBAL), default=0)
+        if depth > MAX_TUPLE_DEPTH:
+            raise refuse(f"it nests tuples {depth} deep (byte {position}); at most {MAX_TUPLE_DEPTH}")
+        stack.append(depth)
 
     try:
         for opcode, arg, position in pickletools.genops(stream):
@@ -163,32 +172,31 @@ def verify_pickle(stream: IO[bytes], source: str) -> set[str]:
                 callee, _ = pop(2)  # REDUCE: callable, args; NEWOBJ: class, args
                 if callee is not _GLOBAL:
                     raise refuse(f"{name} at byte {position} calls something other than a named global")
-                stack.append(_VALUE)
+                stack.append(0)
             elif name == "BUILD":
                 pop()
-                if not stack or stack[-1] is not _VALUE:
+                if not stack or stack[-1] is _GLOBAL:
                     raise refuse(f"BUILD at byte {position} would change a named global or nothing")
             elif name in _PUSH_VALUE:
-                stack.append(_VALUE)
+                stack.append(1 if name == "EMPTY_TUPLE" else 0)
             elif name == "MARK":
                 marks.append(stack)
                 stack = []
             elif name in ("TUPLE", "APPENDS", "SETITEMS"):
-                pop_mark()
+                items = pop_mark()
                 if name == "TUPLE":
-                    stack.append(_VALUE)
+                    push_tuple(items, position)
                 elif not stack:
                     raise refuse(f"{name} at byte {position} has no container")
             elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
-                pop(int(name[-1]))
-                stack.append(_VALUE)
+                push_tuple(pop(int(name[-1])), position)
             elif name in ("APPEND", "SETITEM"):
                 pop(1 if name == "APPEND" else 2)
                 if not stack:
                     raise refuse(f"{name} at byte {position} has no container")
             elif name == "BINPERSID":
                 pop()
-                stack.append(_VALUE)
+                stack.append(0)
             elif name in ("BINPUT", "LONG_BINPUT"):
                 if not stack:
                     raise refuse(f"{name} at byte {position} memoizes nothing")
