@@ -123,9 +123,9 @@ def check_mask_kernels(state: Mapping[str, Tensor], model_shape: Callable[[str],
         expected = model_shape(key.removesuffix(MASK_KERNEL) + "weight")
         if expected is None or kernel.shape != expected:
             wanted = "no weight of the model beside it" if expected is None else f"the model's {tuple(expected)}"
-            raise PretrainedFileError(f"{key} has shape {tuple(kernel.shape)}; expected {wanted}")
+            raise PretrainedFileError(f"generator.{key} has shape {tuple(kernel.shape)}; expected {wanted}")
         if not torch.all(kernel == 1):
             raise PretrainedFileError(
-                f"{key} must be all ones (the partial convolution's window count), "
+                f"generator.{key} must be all ones (the partial convolution's window count), "
                 f"got values in [{float(kernel.min()):g}, {float(kernel.max()):g}]"
             )
