@@ -5,8 +5,9 @@ optimizers, grad scaler, trained parts of the objective (a discriminator), step,
 RNG states and the index of the next training sample (sample ``i`` is a pure function of (seed, i), see
 ``pconv_lessons.data``) and the loss history as a table (``logs.history_table``; ``OUT/losses.csv`` beside it is
 rewritten from it on resume). Files are written atomically and fsynced (``pconv_lessons.training.files``) with the
-permissions of any new file (0666 & ~umask); reading checks every member's CRC-32, so one flipped byte is an error,
-not a silently different run, and every field a run or ``load_model`` uses is checked (its presence, its type; the
+permissions of any new file (0666 & ~umask); reading first refuses compressed, encrypted or oversized members from
+the archive's directory alone (``pconv_lessons.torch_archive``: nothing is decompressed), then checks every member's
+CRC-32, so one flipped byte is an error, not a silently different run, and every field a run or ``load_model`` uses is checked (its presence, its type; the
 weights' names, shapes, dtypes and finiteness), so a crafted or damaged file is a ``ValueError`` naming the file and
 the field, not a ``KeyError`` or a failure steps later.
 
@@ -22,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from pconv_lessons.torch_archive import check_torch_archive
 from pconv_lessons.training.config import TrainConfig, config_from_dict
 from pconv_lessons.training.files import atomic_write, stale_temporary_files  # noqa: F401 (re-exported)
 from pconv_lessons.training.logs import History, history_from_table, read_history, write_history
@@ -82,14 +83,10 @@ def atomic_save(payload: Any, path: str | Path) -> None:
 
 
 def _check_archive(path: Path) -> None:
-    """Every member of ``torch.save``'s zip archive against its CRC-32; a ``ValueError`` naming the damage."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            damaged = archive.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError) as error:
-        raise ValueError(f"checkpoint {path} is corrupt or not a pconv_lessons checkpoint ({error})") from error
-    if damaged is not None:
-        raise ValueError(f"checkpoint {path} is corrupt: {damaged} fails its CRC-32 check (a damaged copy?)")
+    """``torch.save``'s zip archive checked before anything is decompressed (every member stored and within the
+    file's size, ``pconv_lessons.torch_archive``), then every member against its CRC-32; a ``ValueError`` naming the
+    file and the member."""
+    check_torch_archive(path, "checkpoint")
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
