@@ -7,9 +7,9 @@ RNG states and the index of the next training sample (sample ``i`` is a pure fun
 rewritten from it on resume). Files are written atomically and fsynced (``pconv_lessons.training.files``) with the
 permissions of any new file (0666 & ~umask); reading first refuses compressed, encrypted or oversized members from
 the archive's directory alone (``pconv_lessons.torch_archive``: nothing is decompressed), then checks every member's
-CRC-32, so one flipped byte is an error, not a silently different run, and every field a run or ``load_model`` uses is checked (its presence, its type; the
-weights' names, shapes, dtypes and finiteness), so a crafted or damaged file is a ``ValueError`` naming the file and
-the field, not a ``KeyError`` or a failure steps later.
+CRC-32, so one flipped byte is an error, not a silently different run, and every field a run or ``load_model``
+uses is checked (its presence, its type; the weights' names, shapes, dtypes and finiteness), so a crafted or damaged
+file is a ``ValueError`` naming the file and the field, not a ``KeyError`` or a failure steps later.
 
 Export (``export_model``): ``NAME.safetensors`` (the weights: the EMA average when the run kept one) +
 ``NAME.json`` (format, config, step, training time, which weights, the SHA-256 of the .safetensors file) +
