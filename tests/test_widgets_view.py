@@ -154,6 +154,14 @@ def test_inpaint_button_shows_composites_of_the_right_size(photo):
     assert np.all(shown_black[mask[0, 0].numpy() == 0] == 0)
 
 
+def test_models_never_see_the_photo_in_the_holes(photo):
+    painter = MaskPainter(photo, models={"echo": lambda image, mask: image.clone()}, brush_size=5)
+    painter.canvas.stroke([(8, 8), (20, 14)])
+    hole = painter.canvas.mask == 0
+    result = painter.inpaint()["echo"]
+    assert torch.all(result[hole.expand_as(result)] == 0)
+
+
 def test_inpainting_again_reuses_the_panels_with_new_pictures(photo):
     painter = MaskPainter(photo, models={"fill": mean_colour_fill})
     painter.canvas.stroke([(8, 8)], brush_size=5)

@@ -6,8 +6,9 @@ The photo is shown with its holes tinted (``pconv_lessons.viz.overlay_holes``) a
 be done from code (``painter.canvas``, ``painter.controller``, ``painter.inpaint()``, ...).
 
 Inpainting runs each chosen model — any callable ``(image (1, 3, H, W), mask (1, 1, H, W)) -> prediction
-(1, 3, H, W)`` — and shows the composite I_comp = M ⊙ I + (1 − M) ⊙ prediction (known pixels kept,
-holes filled; ``pconv_lessons.models.composite``), as the papers report it.
+(1, 3, H, W)`` — on the photo with its holes zeroed (I ⊙ M: no model sees what it fills, as in lesson 11's
+evaluation), clamps the prediction to [0, 1] and shows the composite I_comp = M ⊙ I + (1 − M) ⊙ prediction
+(known pixels kept, holes filled; ``pconv_lessons.models.composite``), as the papers report it.
 
 Without ``ipyevents`` the view still works with generated masks: the seed slider then applies the chosen
 mask family at once, and the status line says why drawing is off.
@@ -292,7 +293,7 @@ class MaskPainter(widgets.VBox):
         for name in self.model_picker.value:
             try:
                 with torch.no_grad():
-                    prediction = self.models[name](image, mask)
+                    prediction = self.models[name](image * mask, mask)
             except Exception as error:
                 raise InpaintError(f"model {name!r} raised {type(error).__name__}: {error}") from error
             if not isinstance(prediction, Tensor) or tuple(prediction.shape) != tuple(image.shape):
