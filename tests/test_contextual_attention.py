@@ -183,3 +183,77 @@ def test_bad_input_is_rejected():
         ContextualAttention(rate=3)
     with pytest.raises(ValueError, match="kernel_size"):
         ContextualAttention(kernel_size=2)
+
+
+# ------------------------------------------------------------------ the chunked path (large inputs)
+
+@pytest.mark.parametrize("fuse", [True, False])
+@pytest.mark.parametrize("shape", [(1, 4, 16, 16), (2, 3, 16, 24), (2, 5, 20, 12)])
+@pytest.mark.parametrize("chunk_elements", [1, 37, 500])
+def test_chunks_equal_the_one_shot_computation(fuse, shape, chunk_elements):
+    torch.manual_seed(3)
+    x = torch.randn(*shape, dtype=torch.float64)
+    mask = (torch.rand(shape[0], 1, 2 * shape[2], 2 * shape[3]) > 0.3).double()
+    mask[:, :, 6:22, 4:18] = 0
+    whole = ContextualAttention(fuse=fuse)(x, mask)
+    chunked = ContextualAttention(fuse=fuse, chunk_elements=chunk_elements)(x, mask)
+    assert torch.allclose(chunked, whole, rtol=0, atol=1e-12)
+
+
+def test_chunks_equal_the_loop():
+    torch.manual_seed(4)
+    x = torch.randn(1, 2, 8, 12, dtype=torch.float64)
+    mask = torch.ones(1, 1, 8, 12, dtype=torch.float64)
+    mask[..., 2:6, 3:9] = 0
+    chunked = ContextualAttention(chunk_elements=5)(x, mask)
+    assert torch.allclose(chunked, loop_contextual_attention(x, mask), rtol=0, atol=1e-12)
+
+
+def test_a_wrong_propagation_shift_is_caught_by_the_comparison():
+    """The equality test can fail: a chunked path whose column-major shift forgets the wrap is not the layer."""
+    torch.manual_seed(5)
+    x = torch.randn(1, 3, 12, 12, dtype=torch.float64)
+    mask = torch.ones(1, 1, 12, 12, dtype=torch.float64)
+    mask[..., 3:9, 3:9] = 0
+    layer = ContextualAttention(chunk_elements=10)
+    whole = ContextualAttention()(x, mask)
+    original = layer.shift_table
+
+    def no_column_major_steps(h, w, device):
+        return [table for k, table in enumerate(original(h, w, device)) if k // 3 == 1]  # k₂ = 0 terms only
+
+    layer.shift_table = no_column_major_steps
+    assert not torch.allclose(layer(x, mask), whole, rtol=0, atol=1e-6)
+
+
+def test_the_chunked_path_never_builds_the_full_score_matrix(monkeypatch):
+    torch.manual_seed(6)
+    x = torch.randn(1, 4, 32, 32)
+    mask = torch.ones(1, 1, 32, 32)
+    mask[..., 8:24, 8:24] = 0
+    positions = 16 * 16
+    largest = []
+    softmax = torch.softmax
+    monkeypatch.setattr(torch, "softmax", lambda t, dim: largest.append(t.numel()) or softmax(t, dim=dim))
+    ContextualAttention(chunk_elements=positions * 16)(x, mask)
+    assert largest and max(largest) <= positions * 16 < positions * positions
+
+
+def test_the_generator_gives_the_same_fill_in_chunks():
+    from pconv_lessons.models import GatedGenerator
+
+    torch.manual_seed(7)
+    generator = GatedGenerator(base_channels=8).eval()
+    image, mask = torch.rand(1, 3, 128, 96), torch.ones(1, 1, 128, 96)
+    mask[..., 30:90, 20:70] = 0
+    with torch.no_grad():
+        whole = generator(image, mask)
+        generator.refine.attention.chunk_elements = 97
+        chunked = generator(image, mask)
+    assert (chunked - whole).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "many"])
+def test_chunk_elements_must_be_a_positive_int(bad):
+    with pytest.raises(ValueError, match="chunk_elements must be a positive int"):
+        ContextualAttention(chunk_elements=bad)

@@ -30,6 +30,17 @@ batch** (``m = m[0]``); this layer uses each sample's own mask. With a batch of 
 batch, the two are identical. The batch is handled with grouped convolutions (one group per sample) instead of
 a Python loop over samples.
 
+Memory: the score matrix s has (h·w)² entries per sample — 16384² (1 GiB in float32) for DeepFill v2's
+attention at a 1024² photo, and the fused, softmaxed and pasted copies of it several times that. Above
+``chunk_elements`` entries, the layer therefore works through the foreground positions i in chunks: for a chunk it
+computes the score columns the chunk and its propagation neighbours need (one matrix product of the normalised
+background patches with those foreground patches), applies the propagation as nine index shifts of those columns
+(the two 3×3-identity convolutions written out: F[j, i] = Σ_{k₂, k₁} S[a(j, k₂) + k₁, a(i, k₂) + k₁] with
+a(p, k₂) the row-major index of the position k₂ steps from p in column-major order, each term zero where an index
+leaves 0 … h·w − 1), the masked softmax over j, and the paste as a matrix product with the raw patches, folded
+into the output once at the end. The result equals the one-shot computation up to float rounding; peak memory
+grows with ``chunk_elements`` instead of (h·w)².
+
 Shapes: H and W must be multiples of ``rate``; the mask may be given at the features' resolution or at any integer
 multiple of it (DeepFill v2 passes the full-image mask, 4× the features': it is down-sampled in one step, as the
 original does).
@@ -62,8 +73,11 @@ class ContextualAttention(nn.Module):
     """
 
     def __init__(self, kernel_size: int = 3, rate: int = 2, softmax_scale: float = 10.0, fuse: bool = True,
-                 fuse_size: int = 3) -> None:
+                 fuse_size: int = 3, chunk_elements: int = 2 ** 24) -> None:
         super().__init__()
+        if isinstance(chunk_elements, bool) or not isinstance(chunk_elements, int) or chunk_elements < 1:
+            raise ValueError(f"chunk_elements must be a positive int (score entries per chunk), got {chunk_elements!r}")
+        self.chunk_elements = chunk_elements
         for name, value in (("kernel_size", kernel_size), ("fuse_size", fuse_size)):
             if not isinstance(value, int) or value < 1 or value % 2 == 0:
                 raise ValueError(f"{name} must be an odd positive int, got {value!r}")
@@ -77,7 +91,7 @@ class ContextualAttention(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"kernel_size={self.kernel_size}, rate={self.rate}, softmax_scale={self.softmax_scale}, "
-                f"fuse={self.fuse}")
+                f"fuse={self.fuse}, chunk_elements={self.chunk_elements}")
 
     def forward(self, features: Tensor, mask: Tensor, return_attention: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         self._check(features, mask)
@@ -87,6 +101,10 @@ class ContextualAttention(nn.Module):
             return (output, features.new_zeros(0, h * w, h, w)) if return_attention else output
         raw = extract_patches(features, 2 * self.rate, stride=self.rate)  # (N, L, C, 2r, 2r)
         small = nearest_downsample(features, self.rate)
+        positions = small.shape[-2] * small.shape[-1]
+        if not return_attention and positions * positions > self.chunk_elements:
+            usable = self.usable_patches(mask, small.shape[-2:])
+            return torch.cat([self.chunked(small[n:n + 1], raw[n], usable[n]) for n in range(features.shape[0])])
         scores = self.similarity(small, extract_patches(small, self.kernel_size))
         if self.fuse:
             scores = self.propagate(scores)
@@ -134,6 +152,57 @@ class ContextualAttention(nn.Module):
         pasted = F.conv_transpose2d(attention.reshape(1, n * positions, h, w), raw.reshape(n * positions, c, size, size),
                                     stride=self.rate, padding=self.rate // 2, groups=n)
         return pasted.view(n, c, h * self.rate, w * self.rate) / 4
+
+    def chunked(self, small: Tensor, raw: Tensor, usable: Tensor) -> Tensor:
+        """One sample's output, the foreground positions taken in chunks (module docstring, "Memory")."""
+        _, c, h, w = small.shape
+        positions = h * w
+        patches = extract_patches(small, self.kernel_size)[0].flatten(1)  # (L, C·k²), row-major positions
+        normalised = patches / patches.norm(dim=1, keepdim=True).clamp_min(1e-4)
+        raw_flat = raw.flatten(1)  # (L, C·(2r)²)
+        shifts = self.shift_table(h, w, small.device)
+        columns = small.new_zeros(raw_flat.shape[1], positions)
+        step = max(1, self.chunk_elements // positions)
+        for start in range(0, positions, step):
+            chunk = torch.arange(start, min(start + step, positions), device=small.device)
+            scores = self.chunk_scores(patches, normalised, chunk, shifts)  # (L, chunk): S or its fused version
+            weights = torch.softmax(scores * usable[:, None] * self.softmax_scale, dim=0) * usable[:, None]
+            columns[:, chunk] = (weights.T @ raw_flat).T
+        size = raw.shape[-1]
+        out = F.fold(columns[None], (h * self.rate, w * self.rate), size, stride=self.rate, padding=self.rate // 2)
+        return out / 4
+
+    def shift_table(self, h: int, w: int, device: torch.device) -> list[Tensor]:
+        """For each propagation term (k₂, k₁): the index a(p, k₂) + k₁ of every position p, −1 where it leaves the
+        grid's flattened range (without ``fuse`` a single identity term)."""
+        identity = torch.arange(h * w, device=device)
+        if not self.fuse:
+            return [identity]
+        column_major = (identity % w) * h + identity // w
+        reach = self.fuse_size // 2
+        table = []
+        for k2 in range(-reach, reach + 1):
+            moved = column_major + k2
+            inside = (moved >= 0) & (moved < h * w)
+            moved = moved.clamp(0, h * w - 1)
+            row_major = (moved % h) * w + moved // h
+            for k1 in range(-reach, reach + 1):
+                index = row_major + k1
+                table.append(torch.where(inside & (index >= 0) & (index < h * w), index, -1))
+        return table
+
+    def chunk_scores(self, patches: Tensor, normalised: Tensor, chunk: Tensor, shifts: list[Tensor]) -> Tensor:
+        """Columns ``chunk`` of the (fused) score matrix: Σ over the shift table of S[shift(j), shift(i)]."""
+        needed = torch.unique(torch.cat([shift[chunk] for shift in shifts]).clamp_min(0))
+        where = torch.full((patches.shape[0],), -1, dtype=torch.long, device=patches.device)
+        where[needed] = torch.arange(needed.numel(), device=patches.device)
+        scores = normalised @ patches[needed].T  # (L, |needed|): S[j, i] for the needed foreground columns
+        total = scores.new_zeros(patches.shape[0], chunk.numel())
+        for shift in shifts:
+            rows, cols = shift, shift[chunk]
+            term = scores[rows.clamp_min(0)][:, where[cols.clamp_min(0)]]
+            total += term * ((rows >= 0)[:, None] & (cols >= 0)[None, :])
+        return total
 
     def _check(self, features: Tensor, mask: Tensor) -> None:
         check_batch(features, "features")
