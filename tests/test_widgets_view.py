@@ -2,8 +2,10 @@
 
 import base64
 import datetime
+import json
 import io
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -332,3 +334,16 @@ def test_as_inpainter_runs_a_module_in_eval_mode_without_grad():
     image, mask = torch.rand(1, 3, 8, 8), torch.zeros(1, 1, 8, 8)
     out = run(image, mask)
     assert torch.allclose(out, torch.full_like(image, 0.5)) and not out.requires_grad
+
+
+def test_lesson_12_stores_the_painter_as_a_png_of_its_first_state_and_no_widget_state():
+    """A static viewer falls back to the PNG only when the widget state is absent; the PNG has no holes yet."""
+    path = Path(__file__).resolve().parents[1] / "notebooks" / "12_interactive_inpainting.ipynb"
+    notebook = json.loads(path.read_text())
+    assert "widgets" not in notebook["metadata"]
+    outputs = [output for cell in notebook["cells"] if cell["cell_type"] == "code" for output in cell["outputs"]
+               if "application/vnd.jupyter.widget-view+json" in output.get("data", {})]
+    assert len(outputs) == 1
+    shown = decode(base64.b64decode(outputs[0]["data"]["image/png"]))
+    magenta_tint = (shown[..., 0] > shown[..., 1] + 60) & (shown[..., 2] > shown[..., 1] + 60)
+    assert shown.shape[1] >= 64 and magenta_tint.mean() < 0.01
