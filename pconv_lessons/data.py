@@ -191,10 +191,18 @@ class MaskSource:
     """
 
     def __init__(self, kind: str = "free_form") -> None:
+        from pconv_lessons.masks import KINDS
+
+        if not isinstance(kind, str):
+            raise TypeError(f"mask kind must be a string of mask families, got {type(kind).__name__}")
         self.kind = kind
         self.kinds = tuple(part.strip() for part in kind.split(",") if part.strip())
         if not self.kinds:
             raise ValueError(f"mask kind must name at least one mask family, got {kind!r}")
+        unknown = [part for part in self.kinds if part not in KINDS]
+        if unknown:
+            raise ValueError(f"mask kind {kind!r}: unknown mask famil{'ies' if len(unknown) > 1 else 'y'} "
+                             f"{unknown}; choose from {list(KINDS)}, comma-separated to mix them")
 
     def __call__(self, size: int, seed: int) -> Tensor:
         from pconv_lessons.masks import generate
@@ -229,10 +237,12 @@ class MaskBank:
     ) -> None:
         from pconv_lessons.masks import PAPER_BUCKETS, generate_in_bucket
 
-        if per_bucket < 1:
-            raise ValueError(f"per_bucket must be at least 1, got {per_bucket}")
+        per_bucket = check_int(per_bucket, "per_bucket", 1)
         kinds = MaskSource(kind).kinds
         chosen = tuple(PAPER_BUCKETS if buckets is None else buckets)
+        if not chosen:
+            raise ValueError(f"buckets must hold at least one (lo, hi) hole-ratio bucket, e.g. {list(PAPER_BUCKETS)} "
+                             f"(None: those), got {buckets!r}")
         pool = [
             generate_in_bucket(family, per_bucket, size, bucket, seed=seed + 100 * k + b) > 0.5
             for k, family in enumerate(kinds)
@@ -291,6 +301,12 @@ def _crop(image: Tensor, size: int, rng: np.random.Generator | None) -> Tensor:
     else:
         top, left = int(rng.integers(0, height - size + 1)), int(rng.integers(0, width - size + 1))
     return image[:, top : top + size, left : left + size]
+
+
+def centre_square(image: Tensor, size: int) -> Tensor:
+    """(3, H, W) → (3, size, size): the shorter side resized to ``size`` (``resize_shorter_side``), then the centre
+    crop — how evaluation folders (``ImageFolderPairs(train=False)``, ``pconv-eval --size``) bring photos to one size."""
+    return _crop(resize_shorter_side(image, size), size, None)
 
 
 class InpaintingPairs(torch.utils.data.Dataset):
@@ -432,6 +448,94 @@ class ImageFolderPairs(InpaintingPairs):
         raise ValueError(f"none of the {len(self.files)} image files under {self.root} could be read")
 
 
+class TexturePatches(InpaintingPairs):
+    """(image, mask) pairs from one half of the brick texture (``brick_texture``): ``--data brick``.
+
+    ``split="train"`` crops the left half with random augmentation, ``split="test"`` the right half as it is (plain
+    axis-aligned crops at native scale), so a model is always scored on texture it never saw. A training crop is an
+    S × S window of the left half resampled (bilinear ``grid_sample``) through the affine map
+
+        source(u) = c + s · R(θ) · F · u,      u ∈ [−S/2, S/2]², in pixels,
+
+    with the centre c uniform over the positions where the rotated window fits, the scale s (source pixels per
+    output pixel) drawn log-uniformly in ``scale``, θ uniform in [−``max_angle``, ``max_angle``] degrees and F a
+    horizontal flip half the time (``InpaintingPairs`` adds it). Scale and rotation teach the network the rule
+    (straight mortar lines, a period) instead of the training half's pixels, which a small net otherwise memorises.
+    """
+
+    def __init__(
+        self,
+        image_size: int = 64,
+        split: str = "train",
+        mask_fn: MaskFn | None = None,
+        seed: int = 0,
+        scale: tuple[float, float] = (0.7, 1.4),
+        max_angle: float = 180.0,
+    ) -> None:
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' (left half) or 'test' (right half), got {split!r}")
+        if not 0 < scale[0] <= scale[1]:
+            raise ValueError(f"scale must be (low, high) with 0 < low <= high, got {scale}")
+        super().__init__(image_size, mask_fn, seed, train=split == "train")
+        self.split, self.scale, self.max_angle = split, scale, float(max_angle)
+        self.texture = brick_texture()[0 if split == "train" else 1]
+        limit = min(self.texture.shape[-2:])
+        if self.image_size > limit:
+            raise ValueError(f"image_size must be at most {limit} (the texture half is {tuple(self.texture.shape[1:])}), "
+                             f"got {self.image_size}")
+
+    def source_count(self) -> int:
+        return 1
+
+    def patch(self, source: int, rng: np.random.Generator) -> Tensor:
+        if not self.train or (self.scale == (1.0, 1.0) and self.max_angle == 0):
+            return _crop(self.texture, self.image_size, rng)  # a plain window (no resampling)
+        height, width = self.texture.shape[-2:]
+        angle = np.deg2rad(rng.uniform(-self.max_angle, self.max_angle))
+        cos, sin = np.cos(angle), np.sin(angle)
+        reach = self.image_size / 2 * (abs(cos) + abs(sin))  # half the rotated window's bounding box, per unit scale
+        factor = float(np.exp(rng.uniform(np.log(self.scale[0]), np.log(self.scale[1]))))
+        factor = min(factor, (min(height, width) / 2 - 1) / reach)  # shrink where the window would not fit
+        centre_y = rng.uniform(reach * factor, height - reach * factor)
+        centre_x = rng.uniform(reach * factor, width - reach * factor)
+        # affine_grid works in normalised coordinates (−1 … 1 across each side, align_corners=False)
+        theta = torch.tensor([
+            [factor * cos * self.image_size / width, -factor * sin * self.image_size / width, 2 * centre_x / width - 1],
+            [factor * sin * self.image_size / height, factor * cos * self.image_size / height, 2 * centre_y / height - 1],
+        ], dtype=torch.float32)
+        grid = torch.nn.functional.affine_grid(theta[None], [1, 3, self.image_size, self.image_size], align_corners=False)
+        window = torch.nn.functional.grid_sample(self.texture[None], grid, mode="bilinear", align_corners=False)
+        return window[0].clamp(0.0, 1.0)
+
+
+BUILT_IN_DATA: tuple[str, ...] = ("sample", "brick", "brick-plain")
+"""The data sets ``--data`` names by a bare word (``"sample"``: ``SamplePatches``; ``"brick"``, ``"brick-plain"``:
+``TexturePatches``); any other value is a folder."""
+
+
+def resolve_data(data: str) -> str | Path:
+    """What ``data`` (``--data``) names: a name of ``BUILT_IN_DATA`` (returned as is) or a folder of images (a Path).
+
+    A bare built-in name always means the built-in data set, also where the current directory has a folder of that
+    name; a ``UserWarning`` then says so and how to train on the folder (``./sample``: any path with a slash is a
+    folder). An empty ``data`` — an unset shell variable, ``--data "$DATA"`` — is a ``ValueError``, never "the
+    current directory".
+    """
+    if not isinstance(data, (str, os.PathLike)):
+        raise TypeError(f"data must be a built-in data set {list(BUILT_IN_DATA)} or a folder path, got "
+                        f"{type(data).__name__} {data!r:.60}")
+    if data in BUILT_IN_DATA:
+        if Path(data).is_dir():
+            warnings.warn(f"data={data!r} (--data {data}) means the built-in {data!r} data set; there is also a "
+                          f"folder {data!r} here, which is not used: pass --data ./{data} to train on the folder",
+                          UserWarning, stacklevel=2)
+        return data
+    if str(data).strip() == "":
+        raise ValueError(f"data (--data) is empty: name a built-in data set {list(BUILT_IN_DATA)} or a folder of "
+                         f"images (was it an unset shell variable, --data \"$DATA\"?)")
+    return Path(data)
+
+
 def make_pairs(
     data: str,
     image_size: int,
@@ -440,7 +544,14 @@ def make_pairs(
     split: str = "train",
     skip_corrupt: bool = False,
 ) -> InpaintingPairs:
-    """``data="sample"`` → ``SamplePatches`` of ``split``; any other value is a folder → ``ImageFolderPairs``."""
-    if data == "sample":
+    """The pairs ``data`` names (``resolve_data``): ``"sample"`` → ``SamplePatches`` of ``split``; ``"brick"`` →
+    ``TexturePatches`` (left half, scaled, rotated and flipped at random, for training; right half for testing);
+    ``"brick-plain"`` → the same without scaling or rotation (flips only); a folder → ``ImageFolderPairs``."""
+    source = resolve_data(data)
+    if source == "sample":
         return SamplePatches(image_size, split=split, mask_fn=mask_fn, seed=seed)
-    return ImageFolderPairs(data, image_size, mask_fn=mask_fn, seed=seed, train=split == "train", skip_corrupt=skip_corrupt)
+    if source in ("brick", "brick-plain"):
+        augment = {} if source == "brick" else {"scale": (1.0, 1.0), "max_angle": 0.0}
+        return TexturePatches(image_size, split=split, mask_fn=mask_fn, seed=seed, **augment)
+    return ImageFolderPairs(source, image_size, mask_fn=mask_fn, seed=seed, train=split == "train",
+                            skip_corrupt=skip_corrupt)

@@ -53,3 +53,10 @@ def test_compare_refuses_unknown_pairs_and_mismatched_images():
         compare({"a": torch.rand(5), "b": torch.rand(6)})
     with pytest.raises(ValueError, match="at least one method"):
         compare({})
+
+
+def test_compare_names_any_score_in_its_header_and_verdicts():
+    psnrs = {"model": torch.tensor([30.0, 31.0, 32.0, 33.0]), "baseline": torch.tensor([28.0, 29.0, 29.5, 30.0])}
+    text = str(compare(psnrs, [("model", "baseline")], scale=1.0, label="PSNR (dB)", measure="PSNR"))
+    assert text.startswith("PSNR (dB)") and "model: PSNR higher than baseline's (difference +2.38" in text
+    assert "31.50" in text  # unscaled

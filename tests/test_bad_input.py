@@ -312,6 +312,62 @@ def test_constructors_check_their_arguments(build, named):
         build()
 
 
+NOT_TENSORS = {
+    "a PIL image": lambda: Image.new("RGB", (32, 32)),
+    "a NumPy array": lambda: np.zeros((1, 3, 32, 32), np.float32),
+    "a nested list": lambda: torch.zeros(1, 3, 32, 32).tolist(),
+}
+
+
+@pytest.mark.parametrize("given", sorted(NOT_TENSORS))
+@pytest.mark.parametrize("argument", ["image", "mask"])
+@pytest.mark.parametrize("name", ["pconv", "gated", "lama", "discriminator"])
+def test_every_forward_names_the_argument_that_is_not_a_tensor(name, argument, given):
+    # issue 19: PConvUNet(PIL image, mask) raised AttributeError "'Image' object has no attribute 'shape'"
+    model = {**small_models(), "discriminator": SNPatchDiscriminator(4)}[name]
+    image, mask = batch(1)
+    inputs = {"image": image, "mask": mask, argument: NOT_TENSORS[given]()}
+    with pytest.raises((ValueError, TypeError), match=rf"^{argument} must be a torch.Tensor .*got"):
+        model(inputs["image"], inputs["mask"])
+
+
+def _mask_rng(seed, index):
+    from pconv_lessons.masks import mask_rng
+
+    return mask_rng(seed, index)
+
+
+def _mask_bank(**changes):
+    from pconv_lessons.data import MaskBank
+
+    return MaskBank(**{"kind": "box", "size": 16, "per_bucket": 1, **changes})
+
+
+def _in_bucket(max_rounds):
+    from pconv_lessons.masks import generate_in_bucket
+
+    return generate_in_bucket("box", 2, 32, (0.1, 0.3), seed=0, max_rounds=max_rounds)
+
+
+@pytest.mark.parametrize(
+    "call, named",
+    [  # issue 19; before: an error from inside torch or Python, a wrong argument blamed, or nothing at all
+        (lambda: generate("box", 1, 16, seed=2**64, backend="torch"),  # "Overflow when unpacking long long"
+         r"seed must be below 2\*\*64 with backend='torch'.*got 18446744073709551616"),
+        (lambda: _in_bucket(0), "max_rounds must be an int >= 1, got 0"),  # RuntimeError "… in 0 rounds"
+        (lambda: _in_bucket(2.5), r"max_rounds must be an int, got 2.5"),  # "'float' object cannot be interpreted"
+        (lambda: _mask_bank(buckets=[]), r"buckets must hold at least one .*got \[\]"),  # torch.cat(): expected …
+        (lambda: _mask_bank(per_bucket=1.5), "per_bucket must be an int, got 1.5"),
+        (lambda: _mask_bank(kind="box,nope"), r"mask kind 'box,nope': unknown mask family \['nope'\]"),
+        (lambda: _mask_rng(-1, 0), "seed must be an int ≥ 0, got -1"),  # NumPy's "expected non-negative integer"
+        (lambda: _mask_rng(0, -1), "index must be an int ≥ 0, got -1"),  # accepted: stream 2¹²⁸ − JUMP
+    ],
+)
+def test_mask_arguments_are_checked_and_named(call, named):
+    with pytest.raises(ValueError, match=named):
+        call()
+
+
 # ---------------------------------------------------------------------------------------------- 5. widgets
 
 

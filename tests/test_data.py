@@ -151,3 +151,35 @@ def test_brick_texture_halves_do_not_overlap_and_random_crops_are_windows_of_the
         random_crops(source, 1, 8, generator)
     with pytest.raises(ValueError, match=r"source must be a \(C, H, W\) tensor"):
         random_crops(source[0], 1, 2, generator)
+
+
+def test_brick_data_trains_on_augmented_crops_of_the_left_half_and_tests_on_the_right_half():
+    from pconv_lessons.data import TexturePatches, brick_texture, make_pairs
+
+    train_half, test_half = brick_texture()
+    train = make_pairs("brick", 64, seed=0)
+    test = make_pairs("brick", 64, seed=0, split="test")
+    assert isinstance(train, TexturePatches) and train.train and not test.train
+    image, mask = train[3]
+    assert image.shape == (3, 64, 64) and mask.shape == (1, 64, 64) and 0 <= float(image.min()) <= float(image.max()) <= 1
+    assert torch.equal(train[3][0], image)  # a pure function of (seed, index)
+    # Test crops are plain windows of the right half.
+    crop = test[5][0]
+    windows = test_half.unfold(1, 64, 1).unfold(2, 64, 1)  # (3, 193, 65, 64, 64)
+    assert bool((windows - crop[:, None, None]).abs().amax(dim=(0, 3, 4)).eq(0).any())
+    # Without scaling or rotation a training crop is a window of the left half (or its mirror image).
+    plain = make_pairs("brick-plain", 64, seed=0)
+    plain_windows = train_half.unfold(1, 64, 1).unfold(2, 64, 1)
+    for index in range(4):
+        crop = plain[index][0]
+        found = [bool((plain_windows - c[:, None, None]).abs().amax(dim=(0, 3, 4)).lt(1e-6).any())
+                 for c in (crop, crop.flip(-1))]
+        assert any(found)
+    # With augmentation most crops are not windows of the left half: rotated and rescaled.
+    rotated = [bool((plain_windows - train[i][0][:, None, None]).abs().amax(dim=(0, 3, 4)).lt(1e-3).any())
+               for i in range(4)]
+    assert not any(rotated)
+    with pytest.raises(ValueError, match="split must be"):
+        TexturePatches(64, split="val")
+    with pytest.raises(ValueError, match="image_size must be at most 128"):
+        TexturePatches(200)

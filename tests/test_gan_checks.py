@@ -49,7 +49,7 @@ def discriminator_by_hand(image, mask, weights, biases, padding=2, last_activati
 
 
 def gan_step(generator, discriminator, g_optimizer, d_optimizer, image, mask, l1_weight, gan_weight,
-             detach=True, loss="hinge", g_sign=-1.0, fixed_gan_weight=None):
+             detach=True, loss="hinge", g_sign=-1.0, fixed_gan_weight=None, d_scale=1.0):
     gan_weight = gan_weight if fixed_gan_weight is None else fixed_gan_weight
     g_optimizer.zero_grad()
     d_optimizer.zero_grad()
@@ -58,7 +58,7 @@ def gan_step(generator, discriminator, g_optimizer, d_optimizer, image, mask, l1
     fake_input = completed.detach() if detach else completed
     real, fake = discriminator(torch.cat([image, fake_input]), torch.cat([mask, mask])).chunk(2)
     if loss == "hinge":
-        d_loss = F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+        d_loss = d_scale * (F.relu(1 - real).mean() + F.relu(1 + fake).mean())
     else:  # the non-saturating loss of the original GAN
         d_loss = F.softplus(-real).mean() + F.softplus(fake).mean()
     d_loss.backward(retain_graph=not detach)
@@ -137,15 +137,30 @@ def test_gan_step_check_passes_the_right_step():
     check_gan_step(gan_step)
 
 
-@pytest.mark.parametrize("mistake", [
-    {"detach": False},             # fake not detached: D's loss also trains G
-    {"loss": "non-saturating"},    # the original GAN's loss instead of the hinge
-    {"g_sign": 1.0},               # G lowers its own score
-    {"fixed_gan_weight": 0.1},     # ignores the weighting it is given
+@pytest.mark.parametrize("mistake, names", [
+    ({"detach": False}, "generator parameter .* discriminator step matches"),  # D's loss also trains G
+    ({"loss": "non-saturating"}, "discriminator parameter"),                    # the original GAN's loss
+    ({"g_sign": 1.0}, "generator parameter .* discriminator step matches"),     # G lowers its own score
+    ({"fixed_gan_weight": 0.1}, "generator parameter .* discriminator step matches"),  # ignores its weighting
 ])
-def test_gan_step_check_fails_a_planted_mistake(mistake):
-    with pytest.raises(AssertionError, match="after your step"):
+def test_gan_step_check_fails_a_planted_mistake(mistake, names):
+    with pytest.raises(AssertionError, match=f"^{names}"):
         check_gan_step(lambda *args: gan_step(*args, **mistake))
+
+
+def test_gan_step_check_accepts_deepfill_v2s_half_weighted_d_loss():
+    check_gan_step(lambda *args: gan_step(*args, d_scale=0.5))  # neuralgym's gan_hinge_loss: ½·hinge_pos + ½·hinge_neg
+
+
+def test_gan_step_check_blames_the_generator_when_a_half_weighted_d_is_right():
+    with pytest.raises(AssertionError, match="^generator parameter .* discriminator step matches"):
+        check_gan_step(lambda *args: gan_step(*args, d_scale=0.5, g_sign=1.0))
+
+
+@pytest.mark.parametrize("d_scale", [2.0, 0.25])
+def test_gan_step_check_fails_another_d_loss_factor_and_says_why(d_scale):
+    with pytest.raises(AssertionError, match="(?s)^discriminator parameter.*constant factor.*½-weighted"):
+        check_gan_step(lambda *args: gan_step(*args, d_scale=d_scale))
 
 
 def test_spectral_norm_check_accepts_sigma_as_a_python_float():

@@ -130,3 +130,26 @@ def test_discriminator_has_lamas_own_learning_rate_whatever_the_generators_lr(tm
     assert 0.5e-4 < moved <= 1.001e-4, "Adam's first step moves a weight by at most the learning rate"
     with pytest.raises(ValueError, match="disc_lr"):
         LamaObjective(config(tmp_path, loss_args={"disc_lr": -1.0}), torch.device("cpu"))
+
+
+def test_l2_terms_weigh_the_hole_and_the_cosine_schedule_decays_the_generators_rate(tmp_path):
+    args = {"adversarial": 0.0, "perceptual": 0.0, "l1_known": 0.0, "l2_known": 1.0, "l2_hole": 6.0,
+            "lr_schedule": "cosine"}
+    objective = LamaObjective(config(tmp_path, loss_args=args, steps=100, lr=1e-3), torch.device("cpu"))
+    image, mask = torch.rand(2, 3, 32, 32), torch.stack([box_mask(32, 0), box_mask(32, 1)])
+
+    class Grey(torch.nn.Module):
+        def forward(self, seen, mask):
+            return torch.full_like(seen, 0.5)
+
+    terms = objective.loss("generator", Grey(), image, mask, {})
+    squared = (image - 0.5) ** 2
+    assert torch.allclose(terms["l2_known"], (mask * squared).mean())
+    assert torch.allclose(terms["l2_hole"], ((1 - mask) * squared).mean())
+    assert torch.allclose(terms["total"], terms["l2_known"] + 6 * terms["l2_hole"])
+    rates = [objective.learning_rate("generator", step) for step in (0, 50, 100)]
+    assert rates == pytest.approx([1e-3, 5e-4, 0.0])
+    constant = LamaObjective(config(tmp_path, loss_args={"adversarial": 0.0}, steps=100, lr=1e-3), torch.device("cpu"))
+    assert constant.learning_rate("generator", 99) == 1e-3
+    with pytest.raises(ValueError, match="lr_schedule"):
+        LamaObjective(config(tmp_path, loss_args={"lr_schedule": "linear"}), torch.device("cpu"))

@@ -132,6 +132,16 @@ def test_mean_hole_ratio_matches_lamas_own_generator(kind):
     assert abs(_mean_gap_to_lama(kind)) <= 0.015
 
 
+DEEPFILL_REFERENCE = json.loads((Path(__file__).parent / "data" / "deepfillv2_mask_reference.json").read_text())["256"]
+
+
+def test_free_form_mean_hole_ratio_matches_deepfill_v2s_own_generator():
+    """DeepFill v2's brush_stroke_mask (run beside ours, 20,000 masks, numbers in tests/data) vs 2,000 of ours at 256²."""
+    reference = DEEPFILL_REFERENCE["free_form"]
+    ours = float(hole_ratio(generate("free_form", REFERENCE_MASKS, 256, seed=2024)).mean())
+    assert abs(ours - reference["mean"]) <= 4 * reference["std"] / REFERENCE_MASKS**0.5  # 0.007
+
+
 def test_lama_comparison_catches_nominal_cv2_widths(monkeypatch):
     """The check above can fail: strokes of the nominal width t/2 (what cv2 does not draw) miss LaMa's thin masks."""
     monkeypatch.setattr(lama, "cv2_radius", lambda thickness, scale=1.0: thickness / 2 * scale)

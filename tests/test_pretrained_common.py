@@ -13,10 +13,10 @@ from pconv_lessons.pretrained import common
 from pconv_lessons.pretrained.common import (
     PretrainedFileError,
     load_strict,
-    read_tensors,
     rename,
     sub_state,
 )
+from pconv_lessons.pretrained.reader import StandIn, read_tensors
 
 
 class WritesAFile:
@@ -59,31 +59,34 @@ def test_the_trap_would_run_with_a_plain_unpickler(tmp_path, zipped):
 
 
 @FORMATS
-def test_the_restricted_reader_returns_the_tensors_and_runs_no_pickled_code(tmp_path, zipped):
+def test_the_reader_returns_the_tensors_and_runs_no_pickled_code(tmp_path, zipped):
     path, trap, tensors = hostile_checkpoint(tmp_path, zipped)
     with pytest.raises(pickle.UnpicklingError):
-        torch.load(path, weights_only=True)  # weights_only refuses the file: the restricted reader takes over
+        torch.load(path, weights_only=True)  # weights_only alone refuses the file: the stand-ins make it readable
     obj = read_tensors(path)
     assert not trap.exists()
     assert set(obj["state_dict"]) == set(tensors)
     for key, value in tensors.items():
         assert torch.equal(obj["state_dict"][key], value)
     stub = obj["hyper_parameters"]
-    assert not isinstance(stub, Hyperparameters) and type(stub).__name__ == "Hyperparameters"
-    assert stub.__dict__["_state"] == {"lr": 1e-3, "layers": [1, 2, 3]}  # stored, inert
-    assert type(obj["callback"]).__name__ == "open"  # the callable was replaced by a stub, never called
+    assert isinstance(stub, StandIn) and not isinstance(stub, Hyperparameters)
+    assert stub.FOREIGN == f"{Hyperparameters.__module__}.Hyperparameters"
+    assert stub.state == {"lr": 1e-3, "layers": [1, 2, 3]}  # stored, inert
+    callback = obj["callback"]  # open(trap, "w") became a stand-in that only keeps its arguments
+    assert isinstance(callback, StandIn) and callback.FOREIGN == "io.open" and callback.args == (str(trap), "w")
 
 
 @FORMATS
-def test_a_plain_state_dict_is_read_with_weights_only(tmp_path, monkeypatch, zipped):
-    def refuse(self, module, name):
-        raise AssertionError(f"the restricted reader was used for {module}.{name}")
-
-    monkeypatch.setattr(common._RestrictedUnpickler, "find_class", refuse)
-    state = {"weight": torch.randn(3, 2), "nested": {"bias": torch.zeros(3)}, "step": 7}
+def test_a_plain_state_dict_is_read_exactly(tmp_path, zipped):
+    state = {"weight": torch.randn(3, 2), "nested": {"bias": torch.zeros(3), "half": torch.randn(4).half()},
+             "view": torch.arange(10.0)[2:8:2], "step": 7, "name": "x", "shape": torch.Size([2, 3])}
     torch.save(state, tmp_path / "plain.pt", _use_new_zipfile_serialization=zipped)
     obj = read_tensors(tmp_path / "plain.pt")
-    assert torch.equal(obj["weight"], state["weight"]) and obj["step"] == 7
+    expected = torch.load(tmp_path / "plain.pt", weights_only=True)
+    for key in ("weight", "view"):
+        assert torch.equal(obj[key], expected[key]) and obj[key].stride() == expected[key].stride()
+    assert torch.equal(obj["nested"]["half"], expected["nested"]["half"]) and obj["nested"]["half"].dtype == torch.half
+    assert (obj["step"], obj["name"], obj["shape"]) == (7, "x", torch.Size([2, 3]))
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
@@ -92,7 +95,7 @@ def test_a_damaged_file_is_a_clear_error(tmp_path, damage):
     data = (tmp_path / "good.pt").read_bytes()
     content = {"truncated": data[: len(data) // 2], "garbage": b"not a checkpoint\n" * 50, "empty": b""}[damage]
     (tmp_path / "bad.pt").write_bytes(content)
-    with pytest.raises(PretrainedFileError, match="bad.pt is not a readable PyTorch file .*download it again"):
+    with pytest.raises(PretrainedFileError, match="bad.pt.* not a readable PyTorch file.*download it again"):
         read_tensors(tmp_path / "bad.pt")
 
 

@@ -6,7 +6,12 @@ The tests' data was written once with LaMa's own code (which is not in this repo
 - ``lama_tiny_best.ckpt``: LaMa's ``FFCResNetGenerator`` at ngf 4, 1 block, random weights and BatchNorm
   statistics, saved like a Lightning checkpoint (with discriminator / evaluator / loss tensors and an OmegaConf
   hyper-parameter object), and ``lama_tiny_reference.pt``: an image, a hole mask (1 = hole) and what LaMa's
-  ``bin/predict.py`` path computes from them (symmetric padding to 24 × 40, crop back to 20 × 36).
+  ``bin/predict.py`` path computes from them (symmetric padding to 24 × 40, crop back to 20 × 36);
+- ``lama_tiny_omegaconf.ckpt``: the same generator tensors in the layout PyTorch Lightning 1.2.9 (LaMa's) gives
+  ``best.ckpt``, with real OmegaConf 2.1.2 objects pickled by OmegaConf itself (hydra 1.1's, LaMa's): a DictConfig
+  of hyper-parameters (nested configs, a list, an interpolation, an ``${env:…}`` value resolved once, so that its
+  resolver cache is filled), ``hparams_type`` (the DictConfig class) and the callback state keyed by the
+  ``ModelCheckpoint`` class — written once with omegaconf installed beside the course, which does not need it.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from pconv_lessons.pretrained import (
     load_pretrained,
 )
 from pconv_lessons.pretrained.common import load_strict
+from pconv_lessons.pretrained.reader import StandIn, read_tensors
 from pconv_lessons.train import load_model
 
 DATA = Path(__file__).parent / "data"
@@ -196,6 +202,21 @@ def test_no_pickled_code_runs(tmp_path):
     model = load_pretrained("lama", path)
     assert not marker.exists()
     assert isinstance(model, LamaGenerator)
+
+
+def test_a_lightning_checkpoint_with_real_omegaconf_objects_loads_exactly():
+    with_omegaconf = load_pretrained("lama", DATA / "lama_tiny_omegaconf.ckpt")
+    plain = load_pretrained("lama", TINY)
+    for (key, ours), theirs in zip(with_omegaconf.state_dict().items(), plain.state_dict().values()):
+        assert torch.equal(ours, theirs), key
+    checkpoint = read_tensors(DATA / "lama_tiny_omegaconf.ckpt")
+    hyper_parameters = checkpoint["hyper_parameters"]  # OmegaConf's classes, as inert stand-ins
+    assert isinstance(hyper_parameters, StandIn) and hyper_parameters.FOREIGN == "omegaconf.dictconfig.DictConfig"
+    assert hyper_parameters.state["_metadata"].FOREIGN == "omegaconf.base.ContainerMetadata"
+    assert hyper_parameters.state["_metadata"].state["resolver_cache"] == {"env": {("TORCH_HOME",): "/home/user/.torch"}}
+    assert checkpoint["hparams_type"].FOREIGN == "omegaconf.dictconfig.DictConfig"
+    (callback,) = checkpoint["callbacks"]
+    assert callback.FOREIGN == "pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint"
 
 
 def test_the_shipped_small_lama_predicts_as_before_the_conversion():

@@ -1,5 +1,6 @@
 """The repository keeps its promises: CI runs the README's test command, and every lesson is linked."""
 
+import json
 import re
 from pathlib import Path
 
@@ -31,6 +32,27 @@ def test_every_notebook_is_linked_from_the_lesson_map():
     assert notebooks, "the course has no notebooks"
     missing = [name for name in notebooks if f"(notebooks/{name})" not in readme]
     assert not missing, f"README lesson map does not link {missing}"
+
+
+def _map_rows(markdown: str, link_prefix: str) -> list[str]:
+    """The rows of the lesson-map table (header '| # | notebook |…'), links made relative to the notebooks folder."""
+    lines = markdown.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("| # | notebook |")), None)
+    assert start is not None, "no lesson-map table ('| # | notebook | …') found"
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        rows.append(line.replace(f"]({link_prefix}", "]("))
+    return rows
+
+
+def test_lesson_00_shows_the_readme_lesson_map_row_for_row():
+    readme_rows = _map_rows((ROOT / "README.md").read_text(), "notebooks/")
+    notebook = json.loads((ROOT / "notebooks" / "00_setup_and_tour.ipynb").read_text())
+    cells = ["".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "markdown"]
+    tour_rows = _map_rows(next(cell for cell in cells if "| # | notebook |" in cell), "")
+    assert tour_rows == readme_rows, "lesson 00's course map differs from the README's lesson map"
 
 
 def test_the_library_does_not_import_the_course_helpers():

@@ -74,6 +74,41 @@ def test_two_gloo_ranks_agree_and_match_one_process_with_the_global_batch(tmp_pa
     assert load_checkpoint(two / "last.pt")["samples_seen"] == load_checkpoint(one / "last.pt")["samples_seen"] == 12
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_frozen_rank_ends_the_run_with_an_error_naming_it(tmp_path):
+    # issue 19: rank 1 stopped with SIGSTOP left rank 0 waiting in a collective for ever (no process-group timeout)
+    started = time.monotonic()
+    port = _free_port()
+    command = [sys.executable, "-m", "pconv_lessons.train", *TINY, "--out", str(tmp_path), "--steps", "100000",
+               "--checkpoint-every", "2", "--log-every", "1", "--eval-every", "0", "--device", "cpu",
+               "--ddp-timeout", "0.25"]  # 15 s: startup on a busy machine stays below it
+    ranks = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={
+        **ENV, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2", "RANK": str(rank),
+        "LOCAL_RANK": str(rank)}) for rank in (0, 1)]
+    try:
+        while not (tmp_path / "last.pt").exists() and time.monotonic() - started < 40:
+            time.sleep(0.1)
+        assert (tmp_path / "last.pt").exists(), ranks[0].communicate(timeout=5)[1].decode()[-2000:]
+        os.kill(ranks[1].pid, signal.SIGSTOP)
+        _, stderr = ranks[0].communicate(timeout=55 - (time.monotonic() - started))
+    finally:
+        for process in ranks:
+            process.kill()
+            process.wait()
+    message = stderr.decode().strip().splitlines()[-1]
+    assert ranks[0].returncode == 2, stderr.decode()[-2000:]
+    assert message.startswith("pconv-train: error: rank 0 waited --ddp-timeout 0.25 min at step"), message
+    assert "rank 1 of 2 stopped answering (no heartbeat)" in message
+    assert time.monotonic() - started < 60
+
+
 def _csv_steps(path: Path) -> list[int]:
     with open(path, newline="") as stream:
         return [int(float(row["step"])) for row in csv.DictReader(stream)]
@@ -116,7 +151,8 @@ def test_losses_csv_grows_at_each_checkpoint_and_holds_the_held_out_metrics(tmp_
     assert [sorted(k for k in row if k.startswith("eval_")) for row in history if "eval_l1" in row] == \
         [["eval_l1", "eval_psnr", "eval_ssim"]] * 2
     assert [row["step"] for row in history if "eval_psnr" in row] == [4.0, 8.0]
-    assert "history" not in torch.load(tmp_path / "last.pt", weights_only=True)
+    table = torch.load(tmp_path / "last.pt", weights_only=True)["history"]  # its own copy, as a compact table
+    assert table["values"].shape == (8, len(table["columns"])) and table["values"].dtype == torch.float64
 
 
 def test_a_non_finite_loss_stops_before_a_checkpoint_holds_it(tmp_path, monkeypatch):

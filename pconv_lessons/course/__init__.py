@@ -7,5 +7,6 @@ run their experiments; nothing in the library (``layers``, ``models``, ``losses`
   student's function with an independent reference and says which part differs;
 - ``ablation``: per-image hole error, intervals and paired verdicts for the papers' ablations;
 - ``resolution``: the same relative holes at k× the size, chunked inference;
-- ``receptive``: effective receptive field of any model.
+- ``receptive``: effective receptive field of any model;
+- ``stacks``: lesson 09's plain, dilated and FFC stacks, trained alike, and the band masks of its fair test.
 """

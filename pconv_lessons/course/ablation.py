@@ -40,15 +40,17 @@ def hole_l1_per_image(prediction: Tensor, image: Tensor, mask: Tensor) -> Tensor
     return ((prediction - image).abs() * hole).sum(dim=(1, 2, 3)) / (image.shape[1] * hole_pixels)
 
 
-def verdict(first: str, second: str, difference: Interval, count: int) -> str:
-    """One sentence on ``first`` − ``second``: lower / higher beyond the spread of the images, or not distinguishable."""
+def verdict(first: str, second: str, difference: Interval, count: int, measure: str = "error") -> str:
+    """One sentence on ``first`` − ``second``: lower / higher beyond the spread of the images, or not distinguishable.
+
+    ``measure`` names the score in the sentence ("error", or e.g. "PSNR" for a score where higher is better)."""
     if difference.high < 0:
         finding = f"lower than {second}'s"
     elif difference.low > 0:
         finding = f"higher than {second}'s"
     else:
         finding = f"not distinguishable from {second}'s on these {count} images"
-    return (f"{first}: error {finding} (difference {difference.mean:+.2f}, "
+    return (f"{first}: {measure} {finding} (difference {difference.mean:+.2f}, "
             f"95 % interval [{difference.low:+.2f}, {difference.high:+.2f}]).")
 
 
@@ -58,19 +60,24 @@ class Comparison(NamedTuple):
     methods: dict[str, Interval]
     differences: dict[tuple[str, str], Interval]
     count: int
+    label: str = "hole L1 ×100"
+    measure: str = "error"
 
     def __str__(self) -> str:
         width = max(len(name) for name in self.methods) + 2
-        lines = [f"{'hole L1 ×100':{width}s}{'mean':>7s}   95 % interval ({self.count} images)"]
+        width = max(width, len(self.label) + 2)
+        lines = [f"{self.label:{width}s}{'mean':>7s}   95 % interval ({self.count} images)"]
         lines += [f"{name:{width}s}{i.mean:7.2f}   [{i.low:.2f}, {i.high:.2f}]" for name, i in self.methods.items()]
-        lines += [verdict(first, second, d, self.count) for (first, second), d in self.differences.items()]
+        lines += [verdict(first, second, d, self.count, self.measure) for (first, second), d in self.differences.items()]
         return "\n".join(lines)
 
 
-def compare(errors: Mapping[str, Tensor], pairs: Iterable[tuple[str, str]] = (), scale: float = 100.0) -> Comparison:
+def compare(errors: Mapping[str, Tensor], pairs: Iterable[tuple[str, str]] = (), scale: float = 100.0,
+            label: str = "hole L1 ×100", measure: str = "error") -> Comparison:
     """Intervals of each method's mean error (× ``scale``) and of the paired differences for ``pairs`` (first − second).
 
-    ``errors``: method name → (N,) per-image errors on the same N images, in the same order.
+    ``errors``: method name → (N,) per-image errors on the same N images, in the same order. Any other per-image
+    score works too: ``compare(psnrs, pairs, scale=1, label="PSNR (dB)", measure="PSNR")``.
     """
     if len(errors) == 0:
         raise ValueError("errors must name at least one method")
@@ -84,4 +91,4 @@ def compare(errors: Mapping[str, Tensor], pairs: Iterable[tuple[str, str]] = (),
     scaled = {name: e.detach().double().cpu() * scale for name, e in errors.items()}
     methods = {name: Interval(*bootstrap_interval(e)) for name, e in scaled.items()}
     differences = {(a, b): Interval(*bootstrap_interval(scaled[a] - scaled[b])) for a, b in pairs}
-    return Comparison(methods, differences, len(next(iter(scaled.values()))))
+    return Comparison(methods, differences, len(next(iter(scaled.values()))), label, measure)

@@ -14,7 +14,7 @@ Fourier unit. For a feature map x (N, C, H, W), with F the 2-D real FFT over (H,
 
 Every frequency depends on every pixel, so one 1×1 conv in the frequency domain gives each output pixel a
 receptive field covering the whole image. The FFTs run in float32 (float64 stays float64), also inside bf16/fp16 autocast:
-cuFFT has no bf16 and does half precision only for power-of-two sizes, and float32 works for any H×W.
+``torch.fft`` refuses bf16 (cuFFT itself has bf16 and fp16 only for power-of-two sizes), and float32 works for any H×W.
 
 Spectral transform (the global→global path):
 

@@ -30,11 +30,17 @@ def check_count(n: int) -> int:
     return int(n)
 
 
-def check_seed(seed: int | None) -> int:
+TORCH_SEEDS = 1 << 64  # torch.Generator.manual_seed takes a 64-bit seed
+
+
+def check_seed(seed: int | None, backend: str = "numpy") -> int:
+    """``seed`` as an int ≥ 0 (None: a fresh random one); below 2⁶⁴ for ``backend="torch"``."""
     if seed is None:
         return int(np.random.SeedSequence().entropy % (1 << 63))
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be None or an int ≥ 0, got {seed!r}")
+    _check_stream_number(seed, "seed", "None or ")
+    if backend == "torch" and seed >= TORCH_SEEDS:
+        raise ValueError(f"seed must be below 2**64 with backend='torch' (torch.Generator takes a 64-bit seed), "
+                         f"got {seed}; use backend='numpy' for larger seeds")
     return int(seed)
 
 
@@ -45,6 +51,11 @@ def pick_backend(backend: str | None, device: torch.device) -> str:
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {list(BACKENDS)} (or None for the device's default)")
     return backend
+
+
+def _check_stream_number(value: object, name: str, alternative: str = "") -> None:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{name} must be {alternative}an int ≥ 0, got {value!r}")
 
 
 # Mask i's stream starts i·JUMP draws into the seed's stream (mod 2¹²⁸): NumPy's own jump (golden ratio · 2¹²⁸, what
@@ -65,8 +76,10 @@ def mask_rng(seed: int, index: int, bit_generator: np.random.PCG64DXSM | None = 
     random numbers. Setting a state and advancing costs ~2 µs, a new bit generator ~9 µs (as much as drawing a
     mask of boxes): pass ``bit_generator`` to rewind and reuse one (whatever it was drawing before is lost).
     """
+    _check_stream_number(seed, "seed")
+    _check_stream_number(index, "index")
     bit_generator = np.random.PCG64DXSM() if bit_generator is None else bit_generator
-    bit_generator.state = _seed_state(seed)
+    bit_generator.state = _seed_state(int(seed))
     bit_generator.advance(index * STREAM_JUMP % (1 << 128))
     return np.random.Generator(bit_generator)
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from pconv_lessons import validation
 from pconv_lessons.masks._common import check_count, check_seed, check_size, pick_backend
 from pconv_lessons.masks.draw import check_kind, draw_primitives, holes_of, to_masks
 
@@ -222,9 +223,10 @@ def generate_in_bucket(
     height, width = check_size(size)
     low, high = _check_bucket(bucket)
     _check_bucket_reachable(low, high, height, width)
-    seed = check_seed(seed)
+    max_rounds = validation.check_int(max_rounds, "max_rounds", minimum=1)
     device = torch.device(device)
     backend = pick_backend(backend, device)
+    seed = check_seed(seed, backend)
     found = []
     missing, first = n, 0
     for _ in range(max_rounds):

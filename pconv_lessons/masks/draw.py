@@ -142,9 +142,9 @@ def generate(
     check_kind(kind)
     n = check_count(n)
     height, width = check_size(size)
-    seed = check_seed(seed)
     device = torch.device(device)
     backend = pick_backend(backend, device)
+    seed = check_seed(seed, backend)
     primitives = draw_primitives(kind, n, height, width, seed, device, backend)
     return masks_of(primitives, n, height, width, device)
 

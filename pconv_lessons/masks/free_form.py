@@ -1,9 +1,10 @@
 """DeepFill v2's free-form brush strokes (``"free_form"``), from its ``random_ff_mask`` recipe.
 
-1–3 strokes of 4–11 vertices; turning angles 2π/5 ± U(0, 2π/15), alternating in sign; step lengths
-N(r, r/2) clipped to [0, 2r] with r = √(H² + W²)/8; brush width U(12, 40) at 256² (scaled with the shorter
-side); round caps at every vertex (a chain of capsules); the mask flipped left–right and up–down with
-probability ½ each.
+1–3 strokes of 4–11 segments; each segment's direction an absolute heading (not a turn) drawn in
+2π/5 ∓ U(0, 2π/15), reflected to 2π minus the draw on even segments; step lengths N(r, r/2) clipped to [0, 2r]
+with r = √(H² + W²)/8 (DeepFill v2: ⌊r/2⌋); brush width U(12, 40) at 256² (scaled with the shorter side), a
+diameter; round caps at every vertex (a chain of capsules); the mask flipped left–right and up–down with
+probability ½ each (DeepFill v2's code draws these flips but discards the flipped image).
 """
 
 from __future__ import annotations

@@ -259,8 +259,8 @@ class PConvUNet(nn.Module):
         return self
 
     def forward(self, image: Tensor, mask: Tensor) -> Tensor:
+        prediction = self.forward_layers(image, mask)[-1].features  # checks image and mask first
         height, width = image.shape[-2:]
-        prediction = self.forward_layers(image, mask)[-1].features
         return self._from_network(prediction[..., :height, :width])
 
     def forward_layers(self, image: Tensor, mask: Tensor) -> list[LayerOutput]:

@@ -10,8 +10,11 @@ Each family lives in its own module (``lama``, ``deepfillv2``, ``pconv``) and sa
     build(state) → (model, our_state)   our model sized from the tensors' shapes, and the state renamed by the
                                         family's key table (official key → our key, written once)
 
-``load_pretrained`` then loads ``our_state`` strictly: a missing, unexpected or misshapen key is an error that
-lists them. Nothing is downloaded: ``data/pretrained/README.md`` says where each file comes from.
+``load_pretrained`` builds the model first on the ``meta`` device (no memory) and checks that ``our_state`` fits
+it — a missing, unexpected, misshapen or wrongly typed key is an error that lists them — so the model is allocated
+only once the file holds every tensor of it; ``build`` itself checks the sizes it reads against the family's
+ranges. The file is read by ``pconv_lessons.pretrained.reader``: nothing in it runs or changes the process.
+Nothing is downloaded: ``data/pretrained/README.md`` says where each file comes from.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from torch import nn
 
 from pconv_lessons.pretrained.common import (
     PretrainedFileError,
+    check_fits,
     default_path,
     find_file,
     load_strict,
@@ -49,8 +53,14 @@ def load_pretrained(name: str, path: str | Path | None = None, device: str | tor
     family = _family(name)
     path = default_path(family) if path is None else Path(path)
     state = family.read(path)
+    try:
+        with torch.device("meta"):
+            sized, our_state = family.build(state)
+    except PretrainedFileError as error:
+        raise PretrainedFileError(f"{name} file {path}: {error}") from None
+    check_fits(sized, our_state, source=f"{name} file {path}")
     model, our_state = family.build(state)
-    load_strict(model, our_state, source=f"{name} file {path.name}")
+    load_strict(model, our_state, source=f"{name} file {path}")
     return model.to(device).eval()
 
 

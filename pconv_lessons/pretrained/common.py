@@ -1,15 +1,14 @@
-"""What the three families share: where the files live, reading tensors without running pickled code,
-renaming keys by a table, and strict loading with errors that list what does not fit."""
+"""What the three families share: where the files live, bounded descriptions and range checks for error messages,
+renaming keys by a table, and strict loading with errors that list what does not fit (reading a file:
+``pconv_lessons.pretrained.reader``)."""
 
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
 
-import torch
 from torch import Tensor, nn
 
 ENV_VAR = "PCONV_PRETRAINED_DIR"
@@ -56,66 +55,32 @@ def check_file(family: ModuleType, path: Path) -> None:
         raise missing_file(family, path)
 
 
-def _stub_class(module: str, name: str) -> type:
-    """A stand-in for a class the restricted unpickler will not import: it swallows whatever is stored in it."""
-
-    def setstate(self, state):  # noqa: ANN001 - pickle protocol
-        self.__dict__["_state"] = state
-
-    return type(name, (), {"__module__": module, "__reduce__": None, "__setstate__": setstate,
-                           "__init__": lambda self, *args, **kwargs: None})
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    """torch's own rebuild functions and storages, plain containers, and inert stubs for everything else.
-
-    Lightning checkpoints hold OmegaConf hyper-parameters and other objects that ``weights_only=True`` refuses;
-    stubbing them lets us read the tensors without importing or running any of that code.
-    """
-
-    SAFE = {
-        ("collections", "OrderedDict"),
-        ("torch._utils", "_rebuild_tensor_v2"),
-        ("torch._utils", "_rebuild_parameter"),
-        ("torch._utils", "_rebuild_parameter_with_state"),
-        ("torch", "Size"),
-        ("builtins", "set"),
-        ("builtins", "frozenset"),
-        ("builtins", "slice"),
-        ("builtins", "complex"),
-    }
-
-    def find_class(self, module: str, name: str):  # noqa: ANN201 - pickle protocol
-        if (module, name) in self.SAFE or (module == "torch" and name.endswith("Storage")):
-            return super().find_class(module, name)
-        return _stub_class(module, name)
+def describe(value: object, limit: int = 60) -> str:
+    """A short, bounded description of any value a file holds, for error messages: a string (cut at ``limit``),
+    the repr of bytes or a number, else the type's name (never the repr of a container, which a file can nest 100,000 deep or make
+    exponentially long by sharing)."""
+    if isinstance(value, (str, bytes)):
+        text = value if isinstance(value, str) else repr(value)
+        return text if len(text) <= limit else text[:limit] + "…"
+    if isinstance(value, (bool, float, type(None))) or (isinstance(value, int) and abs(value) < 10**limit):
+        return repr(value)
+    return f"a {type(value).__name__}"
 
 
-def read_tensors(path: Path) -> dict:
-    """The object stored in a ``torch.save`` file, with ``weights_only=True``; if the file holds other objects
-    (a Lightning checkpoint's hyper-parameters), read again with a restricted unpickler that imports nothing but
-    torch's tensor rebuilders and turns every other class into an inert stub. Pickled code never runs."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        pass  # a class weights_only refuses (or no pickle at all: the restricted reader then says so)
-    except Exception as error:  # a damaged archive, an empty file, …
-        raise unreadable(path, error) from None
-    restricted = ModuleType("restricted_pickle")
-    restricted.Unpickler = _RestrictedUnpickler  # type: ignore[attr-defined]
-    restricted.load = lambda file, **kwargs: _RestrictedUnpickler(file, **kwargs).load()  # type: ignore[attr-defined]
-    restricted.__name__ = "pickle"
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=restricted)
-    except Exception as error:  # a damaged archive, or not a torch file at all
-        raise unreadable(path, error) from None
+def check_range(value: int, field: str, low: int, high: int, released: str) -> int:
+    """``value`` if ``low <= value <= high``, else an error "``field`` ``value``; this loader accepts low…high
+    (``released``)" (``field`` says where it was read and its name, e.g. "KEY's shape (…) ngf =")."""
+    if not low <= value <= high:
+        raise PretrainedFileError(f"{field} {value}; this loader accepts {low}…{high} ({released})")
+    return value
 
 
-def unreadable(path: Path, error: Exception) -> PretrainedFileError:
-    return PretrainedFileError(
-        f"{path} is not a readable PyTorch file ({type(error).__name__}: {error}); "
-        "it may be incomplete: download it again"
-    )
+def index_of(text: str, key: str, what: str) -> int:
+    """The integer written in ``text`` (a part of ``key``, e.g. a layer index), read only if it has at most 9
+    digits (Python needs time quadratic in the digits to read a huge one); an error naming the key otherwise."""
+    if len(text) > 9:
+        raise PretrainedFileError(f"{describe(key)} has {what} {describe(text, 20)} ({len(text)} digits)")
+    return int(text)
 
 
 def sub_state(obj: object, prefix: str, path: Path, family: str, expected: str) -> dict[str, Tensor]:
@@ -126,7 +91,7 @@ def sub_state(obj: object, prefix: str, path: Path, family: str, expected: str) 
     found = {key[len(prefix):]: value for key, value in obj.items()
              if isinstance(key, str) and key.startswith(prefix) and isinstance(value, Tensor)}
     if not found:
-        sample = ", ".join(list(map(str, obj))[:5])
+        sample = ", ".join(describe(key) for key, _ in zip(obj, range(5)))
         raise PretrainedFileError(
             f"{path} has no tensors under {prefix!r}: not a {family} file ({expected}); its first keys are: {sample}"
         )
@@ -143,16 +108,25 @@ def rename(state: Mapping[str, Tensor], table: Callable[[str], str | None]) -> d
     return renamed
 
 
-def load_strict(model: nn.Module, state: Mapping[str, Tensor], source: str) -> None:
-    """``model.load_state_dict(state)`` that lists every missing, unexpected and misshapen key in one error."""
+def check_fits(model: nn.Module, state: Mapping[str, Tensor], source: str) -> None:
+    """An error listing every missing, unexpected, misshapen and complex-for-real tensor of ``state`` for
+    ``model``; nothing is computed on the tensors, so ``model`` may live on the ``meta`` device."""
     ours = model.state_dict()
     missing = sorted(set(ours) - set(state))
-    unexpected = sorted(set(state) - set(ours))
-    shapes = sorted(f"{key}: file {tuple(state[key].shape)} vs model {tuple(ours[key].shape)}"
-                    for key in set(ours) & set(state) if ours[key].shape != state[key].shape)
+    unexpected = sorted(key if len(key) <= 120 else key[:120] + "…" for key in set(state) - set(ours))
+    shared = sorted(set(ours) & set(state))
+    shapes = [f"{key}: file {tuple(state[key].shape)} vs model {tuple(ours[key].shape)}"
+              for key in shared if ours[key].shape != state[key].shape]
+    dtypes = [f"{key}: file {state[key].dtype} vs model {ours[key].dtype}" for key in shared
+              if state[key].dtype.is_complex != ours[key].dtype.is_complex]
     problems = [f"{label} ({len(keys)}): {', '.join(keys[:20])}{' …' if len(keys) > 20 else ''}"
                 for label, keys in (("missing keys", missing), ("unexpected keys", unexpected),
-                                    ("shape mismatches", shapes)) if keys]
+                                    ("shape mismatches", shapes), ("dtype mismatches", dtypes)) if keys]
     if problems:
         raise PretrainedFileError(f"{source} does not fit {type(model).__name__}: " + "; ".join(problems))
+
+
+def load_strict(model: nn.Module, state: Mapping[str, Tensor], source: str) -> None:
+    """``model.load_state_dict(state)`` after ``check_fits``: every problem listed in one error."""
+    check_fits(model, state, source)
     model.load_state_dict(state, strict=True)

@@ -17,7 +17,8 @@ from pathlib import Path
 from torch import Tensor
 
 from pconv_lessons.models.gated import GatedGenerator
-from pconv_lessons.pretrained.common import PretrainedFileError, check_file, read_tensors, rename, sub_state
+from pconv_lessons.pretrained.common import PretrainedFileError, check_file, check_range, describe, rename, sub_state
+from pconv_lessons.pretrained.reader import read_tensors
 
 _DRIVE = "download from nipponjo/deepfillv2-pytorch's README (Google Drive, id {}), e.g. `gdown {}`"
 FILES = {
@@ -56,21 +57,26 @@ def read(path: Path) -> dict[str, Tensor]:
     obj = read_tensors(path)
     expected = "nipponjo/deepfillv2-pytorch's {'G': generator state dict}"
     if not isinstance(obj, dict) or "G" not in obj:
-        keys = ", ".join(map(str, list(obj)[:5])) if isinstance(obj, dict) else type(obj).__name__
+        keys = ", ".join(describe(key) for key, _ in zip(obj, range(5))) if isinstance(obj, dict) else describe(obj)
         raise PretrainedFileError(f"{path} is not a deepfillv2 file ({expected}): it holds {keys}")
     return sub_state(obj["G"], "", path, "deepfillv2", expected)
 
 
+CNUM_RANGE = (4, 256)  # the releases: 48
+
+
 def build(state: dict[str, Tensor]) -> tuple[GatedGenerator, dict[str, Tensor]]:
     """``GatedGenerator`` sized from ``conv1``'s weight (cnum / 2 outputs, ×2 for the gate; 5 inputs), and the state
-    renamed by ``KEY_TABLE``."""
+    renamed by ``KEY_TABLE``. ``cnum`` must be in ``CNUM_RANGE``."""
     first = state.get("conv1.conv.weight")
     if first is None:
         raise PretrainedFileError(f"no conv1.conv.weight: not a deepfillv2 networks_tf generator "
-                                  f"(first keys: {', '.join(list(state)[:5])})")
-    cnum = first.shape[0]  # 2 · (cnum / 2): features and gates
-    sketch = {5: False, 6: True}.get(first.shape[1])
-    if sketch is None or cnum % 4:
-        raise PretrainedFileError(f"conv1.conv.weight has shape {tuple(first.shape)}; expected (cnum, 5, 5, 5) "
+                                  f"(first keys: {', '.join(describe(key) for key, _ in zip(state, range(5)))})")
+    shape = tuple(first.shape)
+    sketch = {5: False, 6: True}.get(shape[1]) if len(shape) == 4 and shape[2:] == (5, 5) else None
+    if sketch is None or shape[0] % 4:
+        raise PretrainedFileError(f"conv1.conv.weight has shape {shape}; expected (cnum, 5, 5, 5) "
                                   "(6 inputs with a sketch channel) with cnum a multiple of 4 (48 in the releases)")
+    cnum = check_range(shape[0], f"G.conv1.conv.weight's shape {shape} cnum =", *CNUM_RANGE,
+                       "the releases: 48")
     return GatedGenerator(base_channels=cnum, sketch=sketch), rename(state, our_key)

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from pconv_lessons.layers.ffc import global_channels
 from pconv_lessons.models.lama import DOWNSAMPLING_STEPS, MULTIPLE, LamaGenerator
-from pconv_lessons.pretrained import common
+from pconv_lessons.pretrained import common, reader
 
 FILES = {
     "big-lama/models/best.ckpt": "curl -LJO https://huggingface.co/smartywu/big-lama/resolve/main/big-lama.zip "
@@ -89,25 +89,46 @@ def our_key(key: str, n_blocks: int) -> str:
 def read(path: Path) -> dict[str, Tensor]:
     """The generator's tensors of a LaMa ``best.ckpt`` under LaMa's names (``generator.model.`` removed)."""
     common.check_file(sys.modules[__name__], path)
-    checkpoint = common.read_tensors(path)
+    checkpoint = reader.read_tensors(path)
     state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, Mapping) else checkpoint
     return common.sub_state(state, PREFIX, path, "LaMa",
                             "a PyTorch Lightning checkpoint with state_dict['generator.model.…']")
 
 
+NGF_RANGE = (1, 256)      # the releases: 64
+BLOCKS_RANGE = (0, 64)    # the releases: 9 (LaMa-Fourier) and 18 (Big LaMa)
+
+
 def sizes(state: Mapping[str, Tensor]) -> dict[str, float | int]:
     """``ngf`` (the stem conv's outputs), ``n_blocks`` (the highest block index) and ``ratio`` (the global share
-    of the last down-sampling layer's outputs, which LaMa ties to the blocks' share) of these tensors."""
+    of the last down-sampling layer's outputs, which LaMa ties to the blocks' share) of these tensors, each checked
+    against ``NGF_RANGE`` / ``BLOCKS_RANGE`` and the blocks 5 … 4 + n all present, before anything is built."""
     missing = [key for key in ("1.ffc.convl2l.weight", "4.ffc.convl2l.weight") if key not in state]
     if missing:
         raise common.PretrainedFileError(f"not LaMa's FFCResNetGenerator: no {', '.join(missing)} in the generator")
-    ngf = state["1.ffc.convl2l.weight"].shape[0]
-    width, local = ngf * MULTIPLE, state["4.ffc.convl2l.weight"].shape[0]
+    stem, last_down = state["1.ffc.convl2l.weight"], state["4.ffc.convl2l.weight"]
+    for key, weight in ((PREFIX + "1.ffc.convl2l.weight", stem), (PREFIX + "4.ffc.convl2l.weight", last_down)):
+        if weight.dim() != 4:
+            raise common.PretrainedFileError(f"{key} has shape {tuple(weight.shape)}; a conv weight has 4 dimensions")
+    ngf = common.check_range(stem.shape[0], f"{PREFIX}1.ffc.convl2l.weight's shape {tuple(stem.shape)} ngf =",
+                             *NGF_RANGE, "the releases: 64")
+    width, local = ngf * MULTIPLE, last_down.shape[0]
     ratio = (width - local) / width
-    if global_channels(width, ratio) != width - local:
-        raise common.PretrainedFileError(f"no global share splits {width} channels into {local} local ones")
-    blocks = [int(key.split(".")[0]) for key in state if ".conv1.ffc." in key]
-    return {"ngf": ngf, "n_blocks": max(blocks) - 4 if blocks else 0, "ratio": ratio}
+    if not 0 <= ratio < 1 or global_channels(width, ratio) != width - local:
+        raise common.PretrainedFileError(f"no global share splits {width} channels into {local} local ones "
+                                         f"({PREFIX}4.ffc.convl2l.weight has shape {tuple(last_down.shape)})")
+    blocks = {common.index_of(key.split(".")[0], PREFIX + key, "layer index"): key
+              for key in state if ".conv1.ffc." in key}
+    n_blocks = max(blocks) - 4 if blocks else 0
+    if blocks:
+        last = common.describe(PREFIX + blocks[max(blocks)], 120)
+        common.check_range(n_blocks, f"{last} (the highest FFC block, index 4 + n_blocks) n_blocks =",
+                           *BLOCKS_RANGE, "the releases: 9 and 18")
+    absent = sorted(set(range(5, 5 + n_blocks)) - set(blocks))
+    if absent:
+        raise common.PretrainedFileError(f"FFC blocks {absent[:10]} are missing although block {n_blocks + 4} "
+                                         "is there (n_blocks = highest block index − 4)")
+    return {"ngf": ngf, "n_blocks": n_blocks, "ratio": ratio}
 
 
 def build(state: Mapping[str, Tensor]) -> tuple[LamaGenerator, dict[str, Tensor]]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -31,10 +31,13 @@ from pconv_lessons.models import PConvUNet
 from pconv_lessons.pretrained.common import (
     PretrainedFileError,
     check_file,
-    read_tensors,
+    check_range,
+    describe,
+    index_of,
     rename,
     sub_state,
 )
+from pconv_lessons.pretrained.reader import read_tensors
 
 FILES = {
     "pconv_256x256_stage2_4x2_places_20200619-1ffed0e8.pth": "mmagic's configs/partial_conv/README.md, "
@@ -74,7 +77,7 @@ def read(path: Path) -> dict[str, Tensor]:
     state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, Mapping) else checkpoint
     generator = sub_state(state, "generator.", path, "pconv", EXPECTED)
     if "encoder.enc1.conv.weight" not in generator:
-        sample = ", ".join(list(generator)[:5])
+        sample = ", ".join(describe(key) for key, _ in zip(generator, range(5)))
         raise PretrainedFileError(
             f"{path}: its generator has no encoder.enc1.conv.weight, so it is not {EXPECTED}; "
             f"its first generator keys are: {sample}"
@@ -82,22 +85,47 @@ def read(path: Path) -> dict[str, Tensor]:
     return generator
 
 
+LAYERS_RANGE = (1, 12)      # the release: 7 (PConvUNet's own limit: 12)
+BASE_CHANNELS_RANGE = (1, 256)  # the release: 64
+
+
 def build(state: Mapping[str, Tensor]) -> tuple[PConvUNet, dict[str, Tensor]]:
-    """A ``PConvUNet(convention="mmagic")`` sized from the tensors, and ``state`` renamed by the key table."""
-    check_mask_kernels(state)
-    levels = [int(found["k"]) for key in state
-              if (found := KEY.fullmatch(key)) and found["part"] == "enc" and found["name"] == "weight"]
-    layer_size = max(levels)
-    base_channels = state["encoder.enc1.conv.weight"].shape[0]
+    """A ``PConvUNet(convention="mmagic")`` sized from the tensors (``layer_size`` = the number of ``enc<k>``
+    levels, all present, in ``LAYERS_RANGE``; ``base_channels`` = enc1's width, in ``BASE_CHANNELS_RANGE``), and
+    ``state`` renamed by the key table; the stored mask kernels are checked against the model (``check_mask_kernels``)."""
+    levels = {index_of(found["k"], key, "encoder level") for key in state
+              if (found := KEY.fullmatch(key)) and found["part"] == "enc" and found["name"] == "weight"}
+    deepest = max(levels, default=0)
+    layer_size = check_range(deepest, f"generator.encoder.enc{deepest} (the deepest level) layer_size =",
+                             *LAYERS_RANGE, "the release: 7")
+    if levels != set(range(1, layer_size + 1)):
+        raise PretrainedFileError(f"encoder levels {sorted(set(range(1, layer_size + 1)) - levels)} are missing "
+                                  f"although enc{layer_size} is there")
+    first = state["encoder.enc1.conv.weight"]
+    if first.dim() != 4:
+        raise PretrainedFileError(f"encoder.enc1.conv.weight has shape {tuple(first.shape)}; a conv weight has 4 "
+                                  "dimensions")
+    base_channels = check_range(first.shape[0], f"generator.encoder.enc1.conv.weight's shape {tuple(first.shape)} "
+                                "base_channels =", *BASE_CHANNELS_RANGE, "the release: 64")
     model = PConvUNet(layer_size=layer_size, base_channels=base_channels, convention="mmagic")
+    shapes = {key: value.shape for key, value in model.state_dict().items()}
+    check_mask_kernels(state, lambda key: shapes.get(our_key(key, layer_size)))
     return model, rename(state, lambda key: our_key(key, layer_size))
 
 
-def check_mask_kernels(state: Mapping[str, Tensor]) -> None:
-    """Every stored mask kernel must be all ones: ours is, and the file's are dropped."""
+def check_mask_kernels(state: Mapping[str, Tensor], model_shape: Callable[[str], torch.Size | None]) -> None:
+    """Every stored mask kernel must have the shape the model gives its convolution's weight
+    (``model_shape(official weight key)``) and be all ones: ours is, and the file's are dropped. The shape is
+    checked first: a stride-0 view can claim 10¹⁰ elements in a few bytes."""
     for key, kernel in state.items():
-        if key.endswith(MASK_KERNEL) and not torch.all(kernel == 1):
+        if not key.endswith(MASK_KERNEL):
+            continue
+        expected = model_shape(key.removesuffix(MASK_KERNEL) + "weight")
+        if expected is None or kernel.shape != expected:
+            wanted = "no weight of the model beside it" if expected is None else f"the model's {tuple(expected)}"
+            raise PretrainedFileError(f"generator.{key} has shape {tuple(kernel.shape)}; expected {wanted}")
+        if not torch.all(kernel == 1):
             raise PretrainedFileError(
-                f"{key} must be all ones (the partial convolution's window count), "
+                f"generator.{key} must be all ones (the partial convolution's window count), "
                 f"got values in [{float(kernel.min()):g}, {float(kernel.max()):g}]"
             )

@@ -5,7 +5,8 @@
 - ``pconv``, ``gated``, ``lama``: the three objectives (PConv paper, DeepFill v2 with SN-PatchGAN, LaMa);
 - ``registry``: ``--model NAME`` → builder and objective (``register_model``);
 - ``checkpoints``: atomic checkpoints that resume exactly, safetensors exports, ``load_model``;
-- ``logs``: ``losses.csv`` appended while training, optional TensorBoard;
+- ``files``: atomic, fsynced writes and appends;
+- ``logs``: ``losses.csv`` appended while training (and its copy in ``last.pt``), optional TensorBoard;
 - ``runfolder``: the guarded ``--out`` folder (lock, writability, no silent overwrite, stale temporary files);
 - ``ema``: the moving average of the generator's weights;
 - ``distributed``: DistributedDataParallel under ``torchrun``;

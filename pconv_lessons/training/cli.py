@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from pconv_lessons.training.checkpoints import CHECKPOINT_NAME, export_model
-from pconv_lessons.training.config import TrainConfig
+from pconv_lessons.training.config import DEFAULT_DDP_TIMEOUT, TrainConfig
 from pconv_lessons.training.registry import MODELS
 from pconv_lessons.training.trainer import Trainer
 
@@ -40,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "resumable). `export SRC DST` writes a checkpoint as safetensors + JSON.",
     )
     parser.add_argument("--model", default="pconv", help=f"one of {sorted(MODELS)}")
-    parser.add_argument("--data", default="sample", help="'sample' (the shipped photos) or a folder of images")
+    parser.add_argument("--data", default="sample", help="'sample' (the shipped photos, even beside a folder ./sample: "
+                        "pass ./sample for that), 'brick' (the brick texture's left half, scaled/rotated/flipped at "
+                        "random; its right half held out), 'brick-plain' (no scaling or rotation) or a folder of images")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=8, help="per process (torchrun: the global batch is N ×)")
     parser.add_argument("--accumulate", type=int, default=1, metavar="K",
@@ -75,7 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint-every", type=int, default=200)
     parser.add_argument("--tensorboard", action="store_true", help="also log to OUT/tensorboard (needs tensorboard)")
     parser.add_argument("--skip-corrupt", action="store_true", help="skip unreadable images with a warning")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads, >= 1 (default: torch's choice)")
+    parser.add_argument("--ddp-timeout", type=float, default=DEFAULT_DDP_TIMEOUT, metavar="MINUTES",
+                        help="torchrun: how long a process waits for the others in one collective before the run "
+                             f"fails, naming the rank(s) that stopped answering (default: {DEFAULT_DDP_TIMEOUT:g})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -101,7 +106,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         device=args.device, seed=args.seed, precision=args.precision, num_workers=args.num_workers,
         sample_every=args.sample_every, checkpoint_every=args.checkpoint_every, skip_corrupt=args.skip_corrupt,
         accumulate=args.accumulate, ema=args.ema, log_every=args.log_every, eval_every=args.eval_every,
-        tensorboard=args.tensorboard, compile=args.compile,
+        tensorboard=args.tensorboard, compile=args.compile, ddp_timeout=args.ddp_timeout,
     )
 
 
@@ -135,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         return export_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be >= 1 (torch CPU threads; leave it out for torch's choice), "
+                             f"got {args.threads}")
         torch.set_num_threads(args.threads)
     trainer = Trainer(config_from_args(args), resume=args.resume, progress=not args.no_progress,
                       overwrite=args.overwrite, explicit=explicit_fields(argv))

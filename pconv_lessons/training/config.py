@@ -13,6 +13,9 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+DEFAULT_DDP_TIMEOUT = 10.0  # minutes; longer than any checkpoint, sample or evaluation rank 0 does alone
+MAX_SEED = 2**32 - 1  # the largest seed NumPy's legacy global generator (np.random.seed) takes
+
 RUN_IDENTITY = (
     "model", "data", "image_size", "batch_size", "accumulate", "lr", "finetune_lr", "mask_kind", "mask_bank",
     "model_args", "loss_args", "seed", "precision", "ema",
@@ -35,6 +38,9 @@ class TrainConfig:
     generator's weights with that decay (used for samples, evaluation and export). The loss terms are logged every
     ``log_every`` steps (one host synchronisation per log, not per step), held-out L1/PSNR/SSIM every
     ``eval_every`` steps (0: never), into ``OUT/losses.csv``; ``tensorboard`` also writes them to ``OUT/tensorboard``.
+    ``ddp_timeout``: minutes a process waits for the others in one collective before the run fails, naming the
+    rank(s) that stopped answering (``pconv_lessons.training.distributed``). ``seed`` lies in [0, 2³² − 1]
+    (``MAX_SEED``, what ``np.random.seed`` takes). ``data`` is resolved by ``pconv_lessons.data.resolve_data``.
     """
 
     model: str = "pconv"
@@ -64,6 +70,7 @@ class TrainConfig:
     eval_every: int = 200
     tensorboard: bool = False
     compile: bool = False
+    ddp_timeout: float = DEFAULT_DDP_TIMEOUT
 
     def __post_init__(self) -> None:
         _check_int("steps", self.steps, minimum=1)
@@ -71,8 +78,9 @@ class TrainConfig:
         _check_int("batch_size", self.batch_size, minimum=1)
         _check_int("accumulate", self.accumulate, minimum=1)
         _check_int("log_every", self.log_every, minimum=1)
-        for name in ("mask_bank", "sample_every", "checkpoint_every", "eval_every", "seed"):
+        for name in ("mask_bank", "sample_every", "checkpoint_every", "eval_every"):
             _check_int(name, getattr(self, name), minimum=0)
+        _check_int("seed", self.seed, minimum=0, maximum=MAX_SEED)
         if self.finetune_step is not None:
             _check_int("finetune_step", self.finetune_step, minimum=0)
         if self.num_workers is not None:
@@ -82,6 +90,7 @@ class TrainConfig:
         if self.max_minutes is not None:
             _check_number("max_minutes", self.max_minutes, positive=False)
         _check_number("ema", self.ema, positive=False)
+        _check_number("ddp_timeout", self.ddp_timeout, positive=True)
         if self.ema >= 1:
             raise ValueError(f"ema must be a decay in [0, 1) (0: off), got {self.ema!r}")
         for name in ("model_args", "loss_args"):
@@ -92,11 +101,13 @@ class TrainConfig:
         return int(0.8 * self.steps) if self.finetune_step is None else self.finetune_step
 
 
-def _check_int(name: str, value: Any, minimum: int) -> None:
+def _check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
 
 
 def _check_number(name: str, value: Any, positive: bool) -> None:

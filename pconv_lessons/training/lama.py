@@ -4,9 +4,11 @@ With x the image, m the mask (1 = known), ŷ = G(x ⊙ m, m) the prediction and 
 
     L1 known     = mean( |m ⊙ (ŷ − x)| )                 LaMa's weight 10; it puts no L1 on the hole
     L1 hole      = mean( |(1 − m) ⊙ (ŷ − x)| )           weight 0 in LaMa (a knob for short runs without a GAN)
+    L2 known     = mean( m ⊙ (ŷ − x)² ),  L2 hole = mean( (1 − m) ⊙ (ŷ − x)² )       weight 0 in LaMa (knobs, as L1 hole)
     perceptual   = Σ_p mean |Ψ_p(ŷ) − Ψ_p(x)|            VGG16 pool1–3 (``VGG16Features``), on the whole prediction
     adversarial  = −mean(D(ĉ, m))                        SN-PatchGAN hinge (``SNPatchDiscriminator``), when its weight > 0
-    L_G          = w_known·L1 known + w_hole·L1 hole + w_perc·perceptual + w_adv·adversarial
+    L_G          = w_known·L1 known + w_hole·L1 hole + w_l2k·L2 known + w_l2h·L2 hole + w_perc·perceptual
+                   + w_adv·adversarial
     L_D          = mean(relu(1 − D(x, m))) + mean(relu(1 + D(sg[ĉ], m)))       (sg = stop-gradient)
 
 With ``gan="lama"`` the adversarial part is LaMa's own (``pconv_lessons.lama_losses``), on pix2pixHD's
@@ -22,7 +24,9 @@ LaMa's perceptual term is a "high receptive field" loss on a segmentation ResNet
 (a ResNet-50 forward and backward per step is too slow for CPU runs), with LaMa's weight 30 as default.
 The default ``gan="hinge"`` is the SN-PatchGAN hinge loss of lesson 08.
 
-``loss_args`` (``--loss-arg KEY=VALUE``): ``l1_known`` (10), ``l1_hole`` (0), ``perceptual`` (30),
+``loss_args`` (``--loss-arg KEY=VALUE``): ``l1_known`` (10), ``l1_hole`` (0), ``l2_known`` (0), ``l2_hole`` (0),
+``lr_schedule`` (``"constant"``, LaMa's; or ``"cosine"``: the generator's rate lr·½(1 + cos(π·step/steps)), which
+lesson 10's brick model trains with), ``perceptual`` (30),
 ``adversarial`` (10; 0 trains without a discriminator), ``gan`` (``"hinge"`` or ``"lama"``), ``feature_matching``
 (100, with ``gan="lama"`` only), ``gp_coef`` (0.001), ``disc_channels`` (64), ``disc_lr`` (the discriminator's
 learning rate, 1e-4 whatever ``--lr`` gives the generator, as in LaMa's ``default_optimizers.yaml``), ``vgg_weights``
@@ -33,6 +37,7 @@ model). ``model_args``: ``ngf``, ``n_blocks``, ``ratio``, ``down_padding``. Adam
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -48,6 +53,9 @@ from pconv_lessons.training.objective import Objective, checked_model_args, chec
 DEFAULT_LOSS_ARGS: dict[str, Any] = {
     "l1_known": 10.0,
     "l1_hole": 0.0,
+    "l2_known": 0.0,
+    "l2_hole": 0.0,
+    "lr_schedule": "constant",
     "perceptual": 30.0,
     "adversarial": 10.0,
     "gan": "hinge",
@@ -73,7 +81,10 @@ class LamaObjective(Objective):
         if args["gan"] not in ("hinge", "lama"):
             raise ValueError(f"loss_args gan must be 'hinge' (SN-PatchGAN) or 'lama' (LaMa's), got {args['gan']!r}")
         self.gan = args["gan"]
-        names = ("l1_known", "l1_hole", "perceptual", "adversarial", "feature_matching", "gp_coef")
+        if args["lr_schedule"] not in ("constant", "cosine"):
+            raise ValueError(f"loss_args lr_schedule must be 'constant' or 'cosine', got {args['lr_schedule']!r}")
+        self.lr_schedule = args["lr_schedule"]
+        names = ("l1_known", "l1_hole", "l2_known", "l2_hole", "perceptual", "adversarial", "feature_matching", "gp_coef")
         weights = checked_weights({name: args[name] for name in names})
         self.gp_coef = weights.pop("gp_coef")
         self.disc_lr = checked_weights({"disc_lr": args["disc_lr"]}, "learning rate")["disc_lr"]
@@ -96,7 +107,11 @@ class LamaObjective(Objective):
         return {} if self.discriminator is None else {"discriminator": self.discriminator}
 
     def learning_rate(self, phase: str, step: int) -> float:
-        return self.disc_lr if phase == "discriminator" else self.config.lr
+        if phase == "discriminator":
+            return self.disc_lr
+        if self.lr_schedule == "cosine":
+            return self.config.lr * 0.5 * (1 + math.cos(math.pi * min(step, self.config.steps) / self.config.steps))
+        return self.config.lr
 
     def begin_step(self, step: int, model: nn.Module) -> None:
         model.train()
@@ -143,6 +158,9 @@ class LamaObjective(Objective):
         prediction, target = cache["prediction"].float(), image.float()
         error = (prediction - target).abs()
         terms = {"l1_known": (mask * error).mean(), "l1_hole": ((1 - mask) * error).mean()}
+        for name, weight in (("l2_known", mask), ("l2_hole", 1 - mask)):
+            if self.weights[name]:
+                terms[name] = (weight * error.square()).mean()
         if self.extractor is not None:
             terms["perceptual"] = sum(
                 (out.float() - ref.float()).abs().mean()

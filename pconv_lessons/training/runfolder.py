@@ -7,24 +7,33 @@ Before the first step, ``RunFolder.open``:
 - proves the folder writable (creating the lock file is the probe), instead of failing at the first checkpoint;
 - refuses a fresh run where a run already is (``last.pt`` or ``losses.csv``) unless ``--resume`` or ``--overwrite``;
 - removes the temporary files that a kill during a save left behind (``.last.pt.*.tmp``).
+
+``--overwrite`` replaces the whole old run (``RUN_OUTPUTS``: checkpoint, log, curves, samples, TensorBoard), and only
+after the new run's settings, data and masks were tried (``Trainer._preflight``): the old outputs are first renamed
+into one hidden folder (``.previous-run.PID.tmp``; a failed rename puts the moved ones back), then that folder is
+deleted, so a failure leaves the old run whole or gone, never half of it. Other files in ``OUT`` are left alone.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 from pathlib import Path
 
-from pconv_lessons.training.checkpoints import CHECKPOINT_NAME, HISTORY_NAME, stale_temporary_files
+from pconv_lessons.training.checkpoints import CHECKPOINT_NAME, HISTORY_NAME
+from pconv_lessons.training.files import TEMPORARY_SUFFIX, fsync_folder, stale_temporary_files
 
 LOCK_NAME = ".lock"
+RUN_OUTPUTS = (CHECKPOINT_NAME, HISTORY_NAME, "loss_curve.png", "samples", "tensorboard")
 
 
 class RunFolder:
     """``OUT`` of one trainer: ``open()`` before training, ``close()`` after (or use it as a context manager)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, user: str = "trainer") -> None:
         self.path = Path(path)
+        self.user = user  # who locks the folder, for the message a second one gets ("trainer", "pconv-eval run")
         self._lock: int | None = None
 
     @property
@@ -59,20 +68,40 @@ class RunFolder:
             os.close(handle)
             holder = (self.path / LOCK_NAME).read_text().strip() or "another process"
             raise ValueError(
-                f"another trainer ({holder}) is training in {self.path}; wait for it or use another --out"
+                f"another {self.user} ({holder}) is writing to {self.path}; wait for it or use another --out"
             ) from None
         os.ftruncate(handle, 0)
         os.write(handle, f"pid {os.getpid()}\n".encode())
         self._lock = handle
         removed = stale_temporary_files(self.path)
         for path in removed:
-            path.unlink(missing_ok=True)
+            _remove(path)
         return removed
 
-    def discard_previous_run(self) -> None:
-        """``--overwrite``: delete the old checkpoint and loss log (the lock is held)."""
-        self.checkpoint.unlink(missing_ok=True)
-        self.history.unlink(missing_ok=True)
+    def discard_previous_run(self) -> list[str]:
+        """``--overwrite``: remove every output of the old run (``RUN_OUTPUTS``; the lock is held); their names.
+
+        All are renamed into one hidden folder first (undone if a rename fails), then the folder is deleted.
+        """
+        present = [name for name in RUN_OUTPUTS if os.path.lexists(self.path / name)]
+        if not present:
+            return []
+        aside = self.path / f".previous-run.{os.getpid()}{TEMPORARY_SUFFIX}"
+        aside.mkdir()
+        moved: list[str] = []
+        try:
+            for name in present:
+                os.rename(self.path / name, aside / name)
+                moved.append(name)
+        except OSError as error:
+            for name in moved:
+                os.rename(aside / name, self.path / name)
+            aside.rmdir()
+            raise OSError(f"--overwrite could not move the old run's {name} aside ({error}); nothing was removed "
+                          f"from {self.path}") from error
+        fsync_folder(self.path)
+        _remove(aside)
+        return present
 
     def close(self) -> None:
         if self._lock is not None:
@@ -86,3 +115,10 @@ class RunFolder:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

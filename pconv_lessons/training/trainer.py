@@ -32,12 +32,15 @@ from torch import Tensor
 
 from pconv_lessons.data import MaskBank, MaskFn, MaskSource, make_pairs
 from pconv_lessons.training.checkpoints import (
-    CHECKPOINT_FORMAT, CHECKPOINT_NAME, atomic_save, load_checkpoint, resolve_device, rng_state, set_rng_state,
+    CHECKPOINT_FORMAT, CHECKPOINT_NAME, atomic_save, check_optimizer_state, check_state_fits, checkpoint_config,
+    checkpoint_field, load_checkpoint, resolve_device, rng_state, set_rng_state,
 )
-from pconv_lessons.training.config import TrainConfig, config_from_dict, kept_on_resume, resumed_config
+from pconv_lessons.training.config import TrainConfig, kept_on_resume, resumed_config
 from pconv_lessons.training.distributed import Distributed
 from pconv_lessons.training.ema import ModelEMA
-from pconv_lessons.training.logs import History, TensorBoardLog, write_history
+from pconv_lessons.training.logs import (
+    History, TensorBoardLog, history_table, resync_history, tensorboard_writer_class, write_history,
+)
 from pconv_lessons.training.registry import model_entry
 from pconv_lessons.training.runfolder import RunFolder
 
@@ -122,11 +125,12 @@ class Trainer:
         self.resume, self.overwrite, self.progress = resume, overwrite, progress
         checkpoint = load_checkpoint(self.folder.checkpoint) if resume else None
         if checkpoint is not None:
-            config = resumed_config(config_from_dict(checkpoint["config"]), config, explicit)
+            saved = checkpoint_config(checkpoint, f"checkpoint {self.folder.checkpoint}")
+            config = resumed_config(saved, config, explicit)
         else:
             self.folder.check_fresh_start(resume, overwrite)
         self.config = config
-        self.dist = Distributed.from_environment(resolve_device(config.device))
+        self.dist = Distributed.from_environment(resolve_device(config.device), config.ddp_timeout)
         self.device = self.dist.device(resolve_device(config.device))
         self.dtype = autocast_dtype(config.precision, self.device)
         self.channels_last = self.device.type == "cuda"
@@ -188,25 +192,42 @@ class Trainer:
             "optimizers": {phase: optimizer.state_dict() for phase, optimizer in self.optimizers.items()},
             "scaler": self.scaler.state_dict(),
             "rng": rng_state(),
+            "history": history_table(self.history),
         }
 
     def _restore(self, checkpoint: dict[str, Any]) -> None:
+        """Load every part of ``checkpoint``, each checked first: a ``ValueError`` naming the file and the field."""
+        source = f"checkpoint {self.folder.checkpoint}"
+        check_state_fits(self.model, checkpoint["model"], f"{source} (field 'model')")
+        if self.ema is not None:
+            checkpoint_field(checkpoint, "ema", dict, source)
+            check_state_fits(self.ema.average, checkpoint["ema"], f"{source} (field 'ema')")
+        parts = {name: checkpoint_field(checkpoint, name, dict, source)
+                 for name in ("objective", "optimizers", "scaler", "rng")}
+        for name, module in self.objective.modules().items():
+            check_state_fits(module, checkpoint_field(parts["objective"], name, dict, f"{source}, objective"),
+                             f"{source} (field objective[{name!r}])")
+        for phase, optimizer in self.optimizers.items():
+            state = checkpoint_field(parts["optimizers"], phase, dict, f"{source}, optimizers")
+            check_optimizer_state(optimizer, state, f"{source} (field optimizers[{phase!r}])")
+        samples_seen = checkpoint_field(checkpoint, "samples_seen", int, source)
+        elapsed = checkpoint_field(checkpoint, "elapsed_seconds", (int, float), source)
         try:
             self.model.load_state_dict(checkpoint["model"])
             if self.ema is not None:
                 self.ema.load_state_dict(checkpoint["ema"])
             for name, module in self.objective.modules().items():
-                module.load_state_dict(checkpoint["objective"][name])
+                module.load_state_dict(parts["objective"][name])
             for phase, optimizer in self.optimizers.items():
-                optimizer.load_state_dict(checkpoint["optimizers"][phase])
-            self.scaler.load_state_dict(checkpoint["scaler"])
-            set_rng_state(checkpoint["rng"])
-            self.step = int(checkpoint["step"])
-            self.samples_seen = int(checkpoint["samples_seen"])
-            self.elapsed_seconds = float(checkpoint["elapsed_seconds"])
-            self.history = list(checkpoint["history"])
-        except (KeyError, RuntimeError, ValueError, TypeError) as error:
-            raise ValueError(f"checkpoint in {self.out} does not match this run ({type(error).__name__}: {error})") from error
+                optimizer.load_state_dict(parts["optimizers"][phase])
+            self.scaler.load_state_dict(parts["scaler"])
+            set_rng_state(parts["rng"])
+        except (KeyError, RuntimeError, ValueError, TypeError, AttributeError, IndexError) as error:
+            raise ValueError(f"{source} does not match this run ({type(error).__name__}: {error})") from error
+        self.step = checkpoint["step"]
+        self.samples_seen = samples_seen
+        self.elapsed_seconds = float(elapsed)
+        self.history = list(checkpoint["history"])
 
     def save_checkpoint(self) -> Path:
         """Append the not yet written log rows to ``losses.csv``, then write ``last.pt`` (rank 0 only)."""
@@ -329,9 +350,12 @@ class Trainer:
                 self.folder.open()
                 if not self.resume:
                     self.folder.check_fresh_start(False, self.overwrite)
+                    self._preflight()
                     self.folder.discard_previous_run()
-                else:  # the log as far as the checkpoint: rows a crash logged after it are dropped
-                    write_history(self.folder.history, self.history)
+                else:  # the log exactly as the checkpoint has it (rows a crash logged after it, a damaged file)
+                    note = resync_history(self.folder.history, self.history)
+                    if note:
+                        print(note)
                 if self.config.tensorboard:
                     self._tensorboard = TensorBoardLog(self.out / "tensorboard")
             except (ValueError, RuntimeError, OSError) as error:
@@ -341,6 +365,14 @@ class Trainer:
         if problem is not None:
             raise ValueError(problem)
         self.resume = True  # a second train() on this Trainer continues its own run
+
+    def _preflight(self) -> None:
+        """What could still fail at the first step, tried before a fresh run replaces anything in ``--out``."""
+        if self.config.tensorboard:
+            tensorboard_writer_class()
+        self.pairs[self.samples_seen]  # one training sample: the data can be read, the mask kinds drawn
+        if self.config.eval_every or self.config.sample_every:
+            self.sample_batch(1)
 
     def _close_session(self) -> None:
         if self._tensorboard is not None:
@@ -377,12 +409,14 @@ class Trainer:
                     if self._due() or (stop.requested and not self.dist.enabled):
                         self._after_log(bar, started)
             self._flush(bar)
-        except BaseException:
+        except BaseException as error:
             if self.dist.is_main:
                 with contextlib.suppress(Exception):
                     self._flush(collective=False)
                 self._write_log()
             self._close_session()
+            if self.dist.enabled and self.dist.is_timeout(error):
+                raise self.dist.unresponsive(error, self.step) from error
             raise
         finally:
             bar.close()
