@@ -45,8 +45,10 @@ TORCH_CHUNK_PIXELS = 1 << 26
 _MASK_VALUES = (np.float32(1.0), np.float32(0.0))
 _HOLE_VALUES = (np.False_, np.True_)
 
-# A segment exactly parallel to an axis gets this (pixel-scale) nudge, so the body's two constraints are
-# always intervals in x; it turns the segment by ~1e-12 rad, which moves no pixel centre off a boundary.
+# A segment exactly parallel to an axis divides by this (pixel-scale) stand-in for its zero component, so the
+# body's two constraints are always intervals in x. Only the divisors are nudged: the slopes s1 = dy/dx and
+# s2 = dx/dy use the true components, so a vertical segment's body stays exactly [ax − r, ax + r] and a pixel
+# centre exactly on its edge is painted (nudging dx itself tilted the edge by ~1e-12 px per row and dropped those).
 _AXIS_NUDGE = 1e-12
 
 
@@ -60,11 +62,12 @@ def _capsule_constants_np(caps: np.ndarray) -> np.ndarray:
     _, ax, ay, bx, by, r = caps.T
     dx, dy = bx - ax, by - ay
     length = np.hypot(dx, dy)
-    dx = np.where(dx == 0, _AXIS_NUDGE, dx)
-    dy = np.where(dy == 0, _AXIS_NUDGE, dy)
-    end = length * length / dx
-    return np.stack([ax, ay, bx, by, r * r, dy / dx, np.minimum(end, 0), np.maximum(end, 0), dx / dy,
-                     r * length / np.abs(dy)])
+    divide_x = np.where(dx == 0, _AXIS_NUDGE, dx)
+    divide_y = np.where(dy == 0, _AXIS_NUDGE, dy)
+    end = length * length / divide_x
+    half2 = np.where(dx == 0, r, r * length / np.abs(divide_y))  # r·|AB|/|dy| is r itself when dx = 0
+    return np.stack([ax, ay, bx, by, r * r, dy / divide_x, np.minimum(end, 0), np.maximum(end, 0), dx / divide_y,
+                     half2])
 
 
 def _capsule_row_intervals_np(constants: np.ndarray, rows: np.ndarray):

@@ -1,5 +1,6 @@
 """MaskCanvas: hand-counted strokes, a brute-force rasteriser, erase, undo/redo and the mask convention."""
 
+import itertools
 import math
 import random
 import numpy as np
@@ -8,6 +9,7 @@ import torch
 from scipy import ndimage
 
 from pconv_lessons import masks
+from pconv_lessons.raster import capsule_distance_masks
 from pconv_lessons.widgets import MASK_KINDS, MaskCanvas
 from pconv_lessons.widgets import canvas as canvas_module
 
@@ -246,3 +248,21 @@ def test_start_from_gives_the_generated_mask_itself(kind):
     canvas.start_from(kind, seed=5)
     expected = masks.generate(kind, 1, (48, 40), seed=5)
     assert torch.equal(canvas.mask, expected) and canvas.hole_ratio > 0
+
+
+@pytest.mark.parametrize("vertical", [False, True])
+def test_axis_parallel_strokes_paint_the_pixels_exactly_on_their_edge(vertical):
+    """Integer ends and even brushes put pixel centres exactly r from the stroke; ≤ paints them, on both sides.
+
+    The NumPy rasteriser once nudged a vertical segment's dx to 1e-12, which tilted its edge and dropped the tied
+    column on one side (1008 of these 6912 strokes drew wrong).
+    """
+    mismatches = []
+    for ax, ay, length, brush, sign in itertools.product(range(2, 8), range(2, 8), range(6), range(1, 9), (1, -1)):
+        end = (ax, ay + sign * length) if vertical else (ax + sign * length, ay)
+        canvas = MaskCanvas(14, 15)
+        canvas.stroke([(ax, ay), end], brush_size=brush)
+        reference = capsule_distance_masks(torch.tensor([[0.0, ax, ay, *end, brush / 2]]), 1, 14, 15)[0]
+        if not torch.equal(torch.from_numpy(canvas.hole.copy()), reference):
+            mismatches.append(((ax, ay), end, brush))
+    assert mismatches == []

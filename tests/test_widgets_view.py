@@ -1,7 +1,11 @@
 """MaskPainter without a browser: the PNG it shows, pointer events, buttons, uploads, degraded mode and Inpaint."""
 
+import base64
+import datetime
+import json
 import io
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +15,7 @@ from torch import nn
 
 from pconv_lessons.widgets import canvas as canvas_module
 from pconv_lessons.widgets import MaskPainter, as_inpainter, fit_image, image_from_bytes, png_bytes
-from pconv_lessons.widgets.view import NO_IPYEVENTS_MESSAGE
+from pconv_lessons.widgets.view import NO_IPYEVENTS_MESSAGE, InpaintError
 
 HEIGHT, WIDTH = 24, 32
 
@@ -152,6 +156,14 @@ def test_inpaint_button_shows_composites_of_the_right_size(photo):
     assert np.all(shown_black[mask[0, 0].numpy() == 0] == 0)
 
 
+def test_models_never_see_the_photo_in_the_holes(photo):
+    painter = MaskPainter(photo, models={"echo": lambda image, mask: image.clone()}, brush_size=5)
+    painter.canvas.stroke([(8, 8), (20, 14)])
+    hole = painter.canvas.mask == 0
+    result = painter.inpaint()["echo"]
+    assert torch.all(result[hole.expand_as(result)] == 0)
+
+
 def test_inpainting_again_reuses_the_panels_with_new_pictures(photo):
     painter = MaskPainter(photo, models={"fill": mean_colour_fill})
     painter.canvas.stroke([(8, 8)], brush_size=5)
@@ -211,6 +223,88 @@ def test_unreadable_upload_raises_a_value_error():
         image_from_bytes(b"not an image")
 
 
+def out_of_memory(image, mask):
+    raise RuntimeError("CUDA out of memory")
+
+
+def upload_value(name, content):
+    """What ``FileUpload.value`` holds after the browser sent one file (ipywidgets 8)."""
+    return ({"name": name, "type": "image/png", "size": len(content), "content": memoryview(content),
+             "last_modified": datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)},)
+
+
+def test_a_model_that_raises_is_reported_and_the_painter_stays_usable(photo):
+    painter = MaskPainter(photo, models={"broken": out_of_memory, "fill": mean_colour_fill}, brush_size=5)
+    painter.canvas.stroke([(8, 8)])
+    painter.model_picker.value = ("fill",)
+    painter.inpaint()
+    drawn = painter.canvas.mask.clone()
+    painter.model_picker.value = ("broken", "fill")
+    painter.inpaint_button.click()
+    assert "Inpainting ..." not in painter.status.value
+    assert "Inpainting failed: model &#x27;broken&#x27; raised RuntimeError: CUDA out of memory" in painter.status.value
+    assert not painter.inpaint_button.disabled
+    assert painter.results == {} and painter.results_box.children == ()  # no stale composites beside the message
+    assert torch.equal(painter.canvas.mask, drawn) and painter.canvas.can_undo
+    painter.canvas.stroke([(20, 16)])  # still draws, and the next change redraws the status line
+    assert "failed" not in painter.status.value
+    painter.model_picker.value = ("fill",)
+    painter.inpaint_button.click()
+    assert list(painter.results) == ["fill"] and "failed" not in painter.status.value
+
+
+def test_inpaint_from_code_names_the_model_that_raised(photo):
+    painter = MaskPainter(photo, models={"broken": out_of_memory})
+    with pytest.raises(InpaintError, match="model 'broken' raised RuntimeError: CUDA out of memory") as caught:
+        painter.inpaint()
+    assert isinstance(caught.value.__cause__, RuntimeError)
+
+
+@pytest.mark.parametrize("error", [KeyError("weights"), TypeError(), AssertionError("no")])
+def test_any_exception_of_a_model_is_shown_in_the_status_line(photo, error):
+    def failing(image, mask):
+        raise error
+
+    painter = MaskPainter(photo, models={"m": failing})
+    painter.inpaint_button.click()
+    assert f"raised {type(error).__name__}" in painter.status.value and not painter.inpaint_button.disabled
+
+
+def test_an_unreadable_upload_is_reported_and_the_painter_stays_usable(photo):
+    painter = MaskPainter(photo, brush_size=3)
+    painter.canvas.stroke([(3, 3)])
+    before = painter.canvas.mask.clone()
+    painter.upload.value = upload_value("notes.png", b"not an image")  # what the browser sends: no exception escapes
+    assert "Upload failed: cannot read the uploaded file as an image" in painter.status.value
+    assert "0x" not in painter.status.value  # no memory address from Pillow's message
+    assert torch.equal(painter.image, photo) and torch.equal(painter.canvas.mask, before)
+    assert painter.upload.value == ()  # emptied, so a retry of the same file is a change again
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((10, 12, 3), 50, dtype=np.uint8)).save(buffer, format="PNG")
+    painter.upload.value = upload_value("grey.png", buffer.getvalue())
+    assert painter.image.shape == (3, 10, 12) and "failed" not in painter.status.value
+
+
+def test_a_bad_pointer_event_is_reported_not_raised(photo):
+    painter = MaskPainter(photo)
+    for source in painter._pointer_events:
+        source._handle_mouse_msg(source, {"event": "dom_event", "type": "mousedown"}, [])  # as ipyevents gets it
+    assert "Drawing failed: KeyError" in painter.status.value
+    painter.handle_event({"type": "mousedown", "relativeX": 5, "relativeY": 5, "boundingRectWidth": WIDTH,
+                          "boundingRectHeight": HEIGHT})
+    assert painter.canvas.hole_ratio > 0
+
+
+def test_the_painter_shows_a_png_of_its_state_when_displayed(photo):
+    painter = MaskPainter(photo, brush_size=3)
+    bundle = painter._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert np.array_equal(decode(base64.b64decode(bundle["image/png"])), decode(png_bytes(photo)))  # no holes yet
+    assert len(bundle["text/plain"]) < 100
+    painter.canvas.stroke([(5, 10)])
+    assert decode(base64.b64decode(painter._repr_mimebundle_()["image/png"])).tolist() != decode(png_bytes(photo)).tolist()
+
+
 def test_png_bytes_round_trip(photo):
     assert np.array_equal(decode(png_bytes(photo)), np.rint(photo.permute(1, 2, 0).numpy() * 255))
 
@@ -240,3 +334,16 @@ def test_as_inpainter_runs_a_module_in_eval_mode_without_grad():
     image, mask = torch.rand(1, 3, 8, 8), torch.zeros(1, 1, 8, 8)
     out = run(image, mask)
     assert torch.allclose(out, torch.full_like(image, 0.5)) and not out.requires_grad
+
+
+def test_lesson_12_stores_the_painter_as_a_png_of_its_first_state_and_no_widget_state():
+    """A static viewer falls back to the PNGs only when the widget state is absent; the first has no holes yet."""
+    path = Path(__file__).resolve().parents[1] / "notebooks" / "12_interactive_inpainting.ipynb"
+    notebook = json.loads(path.read_text())
+    assert "widgets" not in notebook["metadata"]
+    outputs = [output for cell in notebook["cells"] if cell["cell_type"] == "code" for output in cell["outputs"]
+               if "application/vnd.jupyter.widget-view+json" in output.get("data", {})]
+    assert outputs and all("image/png" in output["data"] for output in outputs)
+    shown = decode(base64.b64decode(outputs[0]["data"]["image/png"]))  # the photo's painter, shown before any stroke
+    magenta_tint = (shown[..., 0] > shown[..., 1] + 60) & (shown[..., 2] > shown[..., 1] + 60)
+    assert shown.shape[1] >= 64 and magenta_tint.mean() < 0.01

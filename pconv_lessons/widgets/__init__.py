@@ -7,9 +7,18 @@ conversion in ``controller``, the overlay and the composite shown after inpainti
 
 from pconv_lessons.widgets.canvas import MASK_KINDS, MaskCanvas
 from pconv_lessons.widgets.controller import PointerController
-from pconv_lessons.widgets.view import MaskPainter, as_inpainter, fit_image, image_from_bytes, overlay_png, png_bytes
+from pconv_lessons.widgets.view import (
+    InpaintError,
+    MaskPainter,
+    as_inpainter,
+    fit_image,
+    image_from_bytes,
+    overlay_png,
+    png_bytes,
+)
 
 __all__ = [
+    "InpaintError",
     "MASK_KINDS",
     "MaskCanvas",
     "MaskPainter",

@@ -6,19 +6,30 @@ The photo is shown with its holes tinted (``pconv_lessons.viz.overlay_holes``) a
 be done from code (``painter.canvas``, ``painter.controller``, ``painter.inpaint()``, ...).
 
 Inpainting runs each chosen model — any callable ``(image (1, 3, H, W), mask (1, 1, H, W)) -> prediction
-(1, 3, H, W)`` — and shows the composite I_comp = M ⊙ I + (1 − M) ⊙ prediction (known pixels kept,
-holes filled; ``pconv_lessons.models.composite``), as the papers report it.
+(1, 3, H, W)`` — on the photo with its holes zeroed (I ⊙ M: no model sees what it fills, as in lesson 11's
+evaluation), clamps the prediction to [0, 1] and shows the composite I_comp = M ⊙ I + (1 − M) ⊙ prediction
+(known pixels kept, holes filled; ``pconv_lessons.models.composite``), as the papers report it.
 
 Without ``ipyevents`` the view still works with generated masks: the seed slider then applies the chosen
 mask family at once, and the status line says why drawing is off.
+
+Failures. Every button, slider, upload and pointer event runs through one guard: whatever it raises (a
+model's ``RuntimeError``, an unreadable upload, a bad event) is shown in the status line as "<action>
+failed: <error>" and the painter stays usable (the photo, the drawing and its history are kept, the
+*Inpaint* button is enabled again). Called from code, the methods raise as usual.
+
+In a static viewer (nbconvert, nbviewer) a stored widget view without its widget state falls back to the
+output's ``image/png``: the painter adds one, the photo and its holes when it was displayed.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import importlib
 import io
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
@@ -46,6 +57,10 @@ PAINTER_CSS_CLASS = "pconv-mask-painter"  # ... the whole painter ...
 RESULTS_CSS_CLASS = "pconv-inpainted"  # ... and the results
 
 
+class InpaintError(RuntimeError):
+    """A model raised while inpainting; the message names the model and the original error."""
+
+
 def png_bytes(image: Tensor) -> bytes:
     """A (3, H, W) image in [0, 1] → PNG bytes (RGB, 8 bits, values rounded)."""
     array = (image.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
@@ -64,8 +79,10 @@ def image_from_bytes(data: bytes) -> Tensor:
     try:
         with Image.open(io.BytesIO(bytes(data))) as image:
             rgb = image.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise ValueError(f"cannot read the uploaded file as an image: {error}") from error
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as error:
+        raise ValueError(
+            f"cannot read the uploaded file as an image (PNG, JPEG, ...): Pillow says {type(error).__name__}"
+        ) from error
     return to_tensor(np.asarray(rgb))
 
 
@@ -98,6 +115,14 @@ def _load_ipyevents():
         return importlib.import_module("ipyevents")
     except ImportError:
         return None
+
+
+def _describe(error: BaseException) -> str:
+    """What the status line says about ``error``: our own messages as they are, anything else with its type."""
+    message = str(error)
+    if isinstance(error, (ValueError, InpaintError)) and message:
+        return message
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
 def _check_image(image: Tensor) -> Tensor:
@@ -163,17 +188,17 @@ class MaskPainter(widgets.VBox):
         self.results_box = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap"))
         self.results_box.add_class(RESULTS_CSS_CLASS)
 
-        self.brush_slider.observe(self._on_brush, names="value")
-        self.mode_toggle.observe(self._on_mode, names="value")
-        self.undo_button.on_click(lambda _: self.undo())
-        self.redo_button.on_click(lambda _: self.redo())
-        self.clear_button.on_click(lambda _: self.clear())
-        self.generate_button.on_click(lambda _: self.use_generated_mask())
-        self.upload.observe(lambda change: self.load_upload(change["new"]), names="value")
+        self.brush_slider.observe(lambda change: self._guarded("Brush", self._on_brush, change), names="value")
+        self.mode_toggle.observe(lambda change: self._guarded("Mode", self._on_mode, change), names="value")
+        self.undo_button.on_click(lambda _: self._guarded("Undo", self.undo))
+        self.redo_button.on_click(lambda _: self._guarded("Redo", self.redo))
+        self.clear_button.on_click(lambda _: self._guarded("Clear", self.clear))
+        self.generate_button.on_click(lambda _: self._guarded("Generated mask", self.use_generated_mask))
+        self.upload.observe(self._on_upload, names="value")
         self.inpaint_button.on_click(lambda _: self._inpaint_clicked())
         if self._ipyevents is None:
-            self.seed_slider.observe(lambda _: self.use_generated_mask(), names="value")
-            self.kind_picker.observe(lambda _: self.use_generated_mask(), names="value")
+            for control in (self.seed_slider, self.kind_picker):
+                control.observe(lambda _: self._guarded("Generated mask", self.use_generated_mask), names="value")
         else:
             self._listen_to_pointer()
 
@@ -187,8 +212,8 @@ class MaskPainter(widgets.VBox):
             throttle_or_debounce="throttle",
             wait=MOVE_EVENT_WAIT_MS,
         )
-        presses.on_dom_event(self.handle_event)
-        moves.on_dom_event(self.handle_event)
+        for source in (presses, moves):
+            source.on_dom_event(lambda event: self._guarded("Drawing", self.handle_event, event))
         self._pointer_events = (presses, moves)
 
     def _layout(self) -> list[widgets.Widget]:
@@ -266,8 +291,11 @@ class MaskPainter(widgets.VBox):
         image, mask = self._image[None], self.canvas.mask
         results = {}
         for name in self.model_picker.value:
-            with torch.no_grad():
-                prediction = self.models[name](image, mask)
+            try:
+                with torch.no_grad():
+                    prediction = self.models[name](image * mask, mask)
+            except Exception as error:
+                raise InpaintError(f"model {name!r} raised {type(error).__name__}: {error}") from error
             if not isinstance(prediction, Tensor) or tuple(prediction.shape) != tuple(image.shape):
                 shape = tuple(prediction.shape) if isinstance(prediction, Tensor) else type(prediction).__name__
                 raise ValueError(f"model {name!r} must return a tensor shaped {tuple(image.shape)}, got {shape}")
@@ -277,15 +305,46 @@ class MaskPainter(widgets.VBox):
         return results
 
     def _inpaint_clicked(self) -> None:
-        """The button's handler: like ``inpaint()``, but a failure is shown in the status line, not raised."""
+        """The button's handler: ``inpaint()`` with the button off while it runs and any failure shown, not raised."""
         self.status.value = "Inpainting ..."
+        self.inpaint_button.disabled = True
         try:
-            self.inpaint()
-        except ValueError as error:
+            if self._guarded("Inpainting", self.inpaint) is None:
+                self.results = {}
+                self.results_box.children = ()  # no composites that the message contradicts
+            else:
+                self.refresh()
+        finally:
+            self.inpaint_button.disabled = not self.models
+
+    def _guarded(self, action: str, function: Callable[..., Any], *args: Any) -> Any:
+        """``function(*args)``; an exception is shown in the status line instead of raised (returns None then).
+
+        The state changes only through ``function``: a failing action leaves the photo, drawing and history as
+        the action left them, and the next change of the canvas redraws the status line as usual.
+        """
+        try:
+            return function(*args)
+        except Exception as error:  # whatever a model, a file or an event raises: the widget must stay usable
             self.refresh()
-            self.status.value += f"<br>Inpainting failed: {html.escape(str(error))}"
-        else:
-            self.refresh()
+            self.status.value += f"<br>{html.escape(action)} failed: {html.escape(_describe(error))}"
+            return None
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        """The widget view, plus a PNG of the photo and holes as they are now for viewers without the widget state."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return None
+        height, width = self._image.shape[-2:]
+        bundle["image/png"] = base64.b64encode(overlay_png(self._image, self.canvas.mask)).decode("ascii")
+        bundle["text/plain"] = f"MaskPainter on a {width}×{height} photo (draw with the mouse in a running notebook)"
+        return bundle
+
+    def _on_upload(self, change) -> None:
+        """An upload, read and shown (or its failure shown); then the picker is emptied so the same file can come again."""
+        if change["new"]:
+            self._guarded("Upload", self.load_upload, change["new"])
+            self.upload.value = ()
 
     def _on_brush(self, change) -> None:
         self.canvas.brush_size = float(change["new"])
