@@ -55,7 +55,7 @@ from pconv_lessons.baselines import biharmonic, fill_with_mean
 from pconv_lessons.data import centre_square, image_files, load_image
 from pconv_lessons.inpaint import PRECISIONS, predictor
 from pconv_lessons.masks import PAPER_BUCKETS, generate, hole_ratio
-from pconv_lessons.masks.files import read_mask_file
+from pconv_lessons.masks.files import is_mask_file, read_mask_file
 from pconv_lessons.metrics import (
     LPIPS_METRIC, PAPER_METRICS, Bucket, BucketEvaluation, Method, Metric, bucket_masks,
     evaluate_by_bucket, lpips_available,
@@ -151,7 +151,9 @@ def chosen_metrics() -> tuple[tuple[Metric, ...], dict[str, str]]:
         skipped["FID"] = "torchmetrics' FID needs torch-fidelity (not installed) and its Inception weights"
     if lpips_available():
         return PAPER_METRICS + (LPIPS_METRIC,), skipped
-    skipped["LPIPS"] = f"torchvision's ImageNet VGG16 weights are not cached at {vgg16_cache_path()} (never downloaded here)"
+    cache = vgg16_cache_path()
+    shown = f"~/{cache.relative_to(Path.home())}" if cache.is_relative_to(Path.home()) else str(cache)
+    skipped["LPIPS"] = f"torchvision's ImageNet VGG16 weights are not cached at {shown} (never downloaded here)"
     return PAPER_METRICS, skipped
 
 
@@ -217,9 +219,9 @@ def broken_cells(evaluation: BucketEvaluation, models: Sequence[str]) -> list[st
 
 
 def results_of(evaluations: dict[str, BucketEvaluation], models: Sequence[str], header: dict[str, Any],
-               skipped: dict[str, str]) -> tuple[dict[str, Any], str]:
-    """``results.json``'s content and ``results.md``'s text."""
-    sets, markdown = {}, [f"# pconv-eval: {header['data']}", ""]
+               skipped: dict[str, str], data_as_given: str) -> tuple[dict[str, Any], str]:
+    """``results.json``'s content and ``results.md``'s text (titled with DATA as given on the command line)."""
+    sets, markdown = {}, [f"# pconv-eval: {data_as_given}", ""]
     for name, evaluation in evaluations.items():
         table, bounds = evaluation.table(), evaluation.intervals()
         cells = {row: {metric.name: {method: {"mean": float(table[r, k, m]), "low": float(bounds[r, k, m, 0]),
@@ -287,9 +289,9 @@ def run_eval(args: argparse.Namespace) -> str:
     if args.batch_size < 1 or (args.size is not None and args.size < 16) or (args.limit is not None and args.limit < 1):
         raise ValueError(f"--batch-size ≥ 1, --size ≥ 16 and --limit ≥ 1 expected, got {args.batch_size}, "
                          f"{args.size}, {args.limit}")
-    files = image_files(args.data) if args.data.is_dir() else []
+    files = [path for path in image_files(args.data) if not is_mask_file(path)] if args.data.is_dir() else []
     if not files:
-        raise ValueError(f"DATA {args.data} is not a folder holding images")
+        raise ValueError(f"DATA {args.data} is not a folder holding images (mask files, NAME_mask*.png, are not scored)")
     files = files[: args.limit]
     first = scored_image(files[0], args.size, None)
     size = tuple(first.shape[-2:])
@@ -338,7 +340,7 @@ def run_eval(args: argparse.Namespace) -> str:
               f"images/s; {len(files) - len(todo)} from the log, {len(methods)} methods × "
               f"{sum(len(mask_set.masks) for mask_set in sets)} masks each)", file=sys.stderr)
         evaluations = {mask_set.name: evaluation_of(mask_set, records, list(methods), metrics) for mask_set in sets}
-        results, markdown = results_of(evaluations, labels, header, skipped)
+        results, markdown = results_of(evaluations, labels, header, skipped, str(args.data))
         atomic_write(folder.path / "results.json", lambda s: s.write((json.dumps(results, indent=1) + "\n").encode()))
         atomic_write(folder.path / "results.md", lambda s: s.write(markdown.encode()))
     return markdown

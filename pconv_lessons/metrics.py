@@ -48,7 +48,7 @@ from torch import Tensor, nn
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 from tqdm.auto import tqdm
 
-from pconv_lessons.bootstrap import resampled_means
+from pconv_lessons.bootstrap import percentile_bounds, resampled_means
 from pconv_lessons.validation import check_batch, check_image, check_image_values, check_int, check_mask, check_not_empty
 from pconv_lessons.losses import vgg16_cache_path
 from pconv_lessons.masks import PAPER_BUCKETS, generate_in_bucket, hole_ratio
@@ -294,7 +294,7 @@ class BucketEvaluation:
         """Percentile-bootstrap intervals of the table's means at ``confidence``: (rows, metrics, methods, 2) = low, high."""
         tail = (1 - self.confidence) / 2
         levels = torch.tensor([tail, 1 - tail], dtype=torch.float64)
-        bounds = torch.quantile(self._resampled_means, levels, dim=-1)  # (2, methods, metrics, rows)
+        bounds = percentile_bounds(self._resampled_means, levels)  # (2, methods, metrics, rows)
         return bounds.permute(3, 2, 1, 0).numpy()
 
     def interval(self, row: str | Bucket, metric: str, method: str) -> tuple[float, float]:

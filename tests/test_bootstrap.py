@@ -26,3 +26,29 @@ def test_bad_arguments_are_rejected():
         bootstrap_interval(torch.ones(2, 2))
     with pytest.raises(ValueError, match="confidence"):
         bootstrap_interval(torch.ones(3), confidence=95)
+
+
+def test_an_exact_fill_gives_an_infinite_mean_and_a_defined_interval():
+    """PSNR is +inf where a fill is exact: the mean is +inf and the bounds are numbers or +inf, never NaN."""
+    import math
+
+    values = torch.tensor([30.0, 31.0, math.inf, 29.5, 32.0, 30.5])
+    mean, low, high = bootstrap_interval(values)
+    assert mean == math.inf
+    assert not math.isnan(low) and not math.isnan(high)
+    assert 29.5 <= low <= high == math.inf
+
+
+def test_a_nan_value_stays_visible():
+    import math
+
+    _, low, high = bootstrap_interval(torch.tensor([1.0, math.nan, 2.0, 3.0]))
+    assert math.isnan(low) or math.isnan(high)
+
+
+def test_finite_bounds_are_the_plain_linear_quantiles():
+    from pconv_lessons.bootstrap import percentile_bounds
+
+    means = torch.randn(3, 1000, dtype=torch.float64)
+    levels = torch.tensor([0.025, 0.975], dtype=torch.float64)
+    assert torch.equal(percentile_bounds(means, levels), torch.quantile(means, levels, dim=-1))

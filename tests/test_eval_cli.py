@@ -167,3 +167,13 @@ def test_centre_square_resizes_the_shorter_side_then_crops_the_middle():
     stripes[:, :, 48:80] = 1  # the middle quarter of the width
     square = centre_square(stripes, 32)  # → 32×64, then columns 16…48: the stripe is the middle half
     assert square[:, :, 10:22].min() > 0.99 and square[:, :, :6].max() < 0.01 and square[:, :, -6:].max() < 0.01
+
+
+def test_a_folder_in_lamas_layout_is_scored_on_its_photos_not_its_mask_files(capsys, data, tmp_path):
+    for photo in sorted(data.glob("*.png")):
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(data / f"{photo.stem}_mask.png")
+    status, out, _ = _run(capsys, data, tmp_path / "eval")
+    assert status == 0
+    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert results["settings"]["files"] == ["astronaut.png", "chelsea.png", "coffee.png"]
+    assert f"# pconv-eval: {data}" in out  # DATA as given, not resolved
