@@ -196,7 +196,7 @@ class FFCBNAct(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         y_local, y_global = self.ffc(x).split([self.ffc.out_local, self.ffc.out_global], dim=1)
         groups = [bn(y) for bn, y in ((self.bn_local, y_local), (self.bn_global, y_global)) if bn is not None]
-        return torch.relu(groups[0] if len(groups) == 1 else torch.cat(groups, dim=1))
+        return torch.relu_(groups[0] if len(groups) == 1 else torch.cat(groups, dim=1))  # in place: a new tensor
 
 
 class FFCResnetBlock(nn.Module):

@@ -150,13 +150,16 @@ def _expand(mask: Tensor | None, channels: int) -> Tensor | None:
     return mask if mask is None or mask.shape[1] == channels else mask.expand(-1, channels, -1, -1)
 
 
-def _joined_masks(mask_below: Tensor | None, below_channels: int, skip: LayerOutput) -> Tensor | None:
-    """The decoder's mask: cat[up(m_dec_{k+1}), m_enc_{k-1}], each repeated per channel as the features are joined
-    (``None`` for a network without masks)."""
-    if mask_below is None:
-        return None
-    up_mask = F.interpolate(mask_below, scale_factor=2.0, mode="nearest")
-    return torch.cat([_expand(up_mask, below_channels), _expand(skip.mask, skip.features.shape[1])], dim=1)
+def _joined(features: Tensor, mask: Tensor | None, skip: LayerOutput) -> tuple[Tensor, Tensor | None]:
+    """The decoder's input: cat[up(dec_{k+1}), enc_{k-1}] and its mask cat[up(m_dec_{k+1}), m_enc_{k-1}], each mask
+    repeated per channel as the features are joined (``None`` for a network without masks)."""
+    up_features = F.interpolate(features, scale_factor=2.0, mode="nearest")
+    # Under autocast the skip may be float32 while up_features is bfloat16: join in one dtype.
+    joined = torch.cat([up_features, skip.features.to(up_features.dtype)], dim=1)
+    if mask is None:
+        return joined, None
+    up_mask = F.interpolate(mask, scale_factor=2.0, mode="nearest")
+    return joined, torch.cat([_expand(up_mask, up_features.shape[1]), _expand(skip.mask, skip.features.shape[1])], dim=1)
 
 
 class PConvUNet(nn.Module):
@@ -259,7 +262,7 @@ class PConvUNet(nn.Module):
         return self
 
     def forward(self, image: Tensor, mask: Tensor) -> Tensor:
-        prediction = self.forward_layers(image, mask)[-1].features  # checks image and mask first
+        prediction = self._levels(image, mask, keep=False)[-1].features  # checks image and mask first
         height, width = image.shape[-2:]
         return self._from_network(prediction[..., :height, :width])
 
@@ -271,10 +274,15 @@ class PConvUNet(nn.Module):
         Masks are single-channel after the first layer (all channels of a partial convolution's new mask agree);
         ``None`` for ``conv="plain"`` and ``"gated"``, whose ``input`` is I ⊙ M or cat[I ⊙ M, M].
         """
+        return self._levels(image, mask, keep=True)
+
+    def _levels(self, image: Tensor, mask: Tensor, keep: bool) -> list[LayerOutput]:
+        """``forward_layers``'s levels (``keep=True``), or only ``dec1`` (``keep=False``: each level is released as
+        soon as the decoder has used it, so inference holds about one level's activations less; same values)."""
         check_inpainting_input(self, image, mask, self.mask_channels, values=self.check_mask_values)
         image, mask = self._pad(*self._to_network(image, mask.to(image.dtype)))
 
-        layers = [self._input_layer(image, mask)]
+        layers: list[LayerOutput | None] = [self._input_layer(image, mask)]
         features, current_mask = layers[0].features, _expand(layers[0].mask, 3)
         for level, block in enumerate(self.encoder, start=1):
             features, current_mask = block(features, current_mask)
@@ -282,12 +290,13 @@ class PConvUNet(nn.Module):
 
         for level, block in zip(range(self.layer_size, 0, -1), self.decoder):
             skip = layers[level - 1]  # enc_{level-1}; layers[0] is the input
-            up_features = F.interpolate(features, scale_factor=2.0, mode="nearest")
-            # Under autocast the skip may be float32 while up_features is bfloat16: join in one dtype.
-            joined = torch.cat([up_features, skip.features.to(up_features.dtype)], dim=1)
-            features, current_mask = block(joined, _joined_masks(current_mask, up_features.shape[1], skip))
-            layers.append(LayerOutput(f"dec{level}", features, current_mask))
-        return layers
+            joined, joined_mask = _joined(features, current_mask, skip)
+            if not keep:
+                layers[level - 1] = skip = features = current_mask = None  # dec_{k+1} and enc_{k-1}: used
+            features, current_mask = block(joined, joined_mask)
+            if keep:
+                layers.append(LayerOutput(f"dec{level}", features, current_mask))
+        return layers if keep else [LayerOutput("dec1", features, current_mask)]
 
     def _input_layer(self, image: Tensor, mask: Tensor) -> LayerOutput:
         """x_0: the image and its mask (``"partial"``), I ⊙ M (``"plain"``) or cat[I ⊙ M, M] (``"gated"``)."""

@@ -1,0 +1,72 @@
+"""``benchmarks/released_models.py`` at a toy size: the reference plumbing (factory loading, interleaving, ratios,
+per-side memory) measures what it says.
+
+The toy reference is our own DeepFill v2 run twice per call, holding an extra 256 MiB while it runs: a correct
+driver must report ours at about half the reference's time and the reference's peak memory ≥ 200 MiB above ours.
+A driver that swapped the sides, timed one side twice, or measured both in one process would fail.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "released_models.py"
+EXTRA_BYTES = 256 * 2**20
+
+
+def toy_reference(size: int):
+    """Our DeepFill v2 wrapped as a 'reference': two forwards and 256 MiB of touched scratch per call."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    import released_models
+
+    model, run = released_models.ours("deepfillv2", size)
+
+    def slow_heavy_run(image, mask):
+        scratch = torch.ones(EXTRA_BYTES // 4)  # written, so resident
+        run(image, mask)
+        result = run(image, mask)
+        return result + 0 * scratch[0]
+
+    return model, slow_heavy_run
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("released_models", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_reference_is_interleaved_timed_and_measured_separately(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import pconv_lessons from this checkout
+    out = tmp_path / "result.json"
+    load_script().main(["--families", "deepfillv2", "--sizes", "32", "--threads", "1", "--repeats", "3",
+                        "--reference", f"deepfillv2={Path(__file__).resolve()}:toy_reference", "--json", str(out)])
+    printed = capsys.readouterr().out
+    results = json.loads(out.read_text())
+
+    (timing,) = results["time"]
+    assert timing["parameters"]["ours"] == timing["parameters"]["reference"] == 4052478  # cnum 48
+    assert len(timing["seconds"]["ours"]) == len(timing["seconds"]["reference"]) == 3
+    assert timing["median"]["ours"] / timing["median"]["reference"] < 0.8  # the reference does twice the work
+
+    memory = {row["side"]: row for row in results["memory"]}
+    assert memory["reference"]["forward_mib"] - memory["ours"]["forward_mib"] > 200
+    assert memory["ours"]["peak_mib"] > 0
+
+    ratio = timing["median"]["ours"] / timing["median"]["reference"]
+    assert f"| deepfillv2 | 32² | 1 | 3 | {timing['median']['ours']:.3f} |" in printed
+    assert printed.rstrip().count(f"| {ratio:.2f} |") == 1
+    assert sum(line.startswith("|---|") for line in printed.splitlines()) == 2  # the memory and the time table
+
+
+def test_bad_reference_spec_is_named() -> None:
+    with pytest.raises(SystemExit, match="MODULE:FACTORY"):
+        load_script().main(["--families", "pconv", "--sizes", "32", "--reference", "pconv=no_colon_here"])
