@@ -1,8 +1,8 @@
 """``benchmarks/released_models.py`` at a toy size: the reference plumbing (factory loading, interleaving, ratios,
 per-side memory) measures what it says.
 
-The toy reference is our own DeepFill v2 run twice per call, holding an extra 256 MiB while it runs: a correct
-driver must report ours at about half the reference's time and the reference's peak memory ≥ 200 MiB above ours.
+The toy reference is our own DeepFill v2 run twice per call, holding an extra 1 GiB while it runs: a correct
+driver must report ours at about half the reference's time and the reference's peak memory ≥ 600 MiB above ours.
 A driver that swapped the sides, timed one side twice, or measured both in one process would fail.
 """
 
@@ -18,11 +18,11 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "released_models.py"
-EXTRA_BYTES = 256 * 2**20
+EXTRA_BYTES = 2**30  # far above the forward's own working memory and its occasional transients (seen: ~420 MiB)
 
 
 def toy_reference(size: int):
-    """Our DeepFill v2 wrapped as a 'reference': two forwards and 256 MiB of touched scratch per call."""
+    """Our DeepFill v2 wrapped as a 'reference': two forwards and 1 GiB of touched scratch per call."""
     sys.path.insert(0, str(SCRIPT.parent))
     import released_models
 
@@ -58,7 +58,7 @@ def test_reference_is_interleaved_timed_and_measured_separately(tmp_path: Path, 
     assert timing["median"]["ours"] / timing["median"]["reference"] < 0.8  # the reference does twice the work
 
     memory = {row["side"]: row for row in results["memory"]}
-    assert memory["reference"]["forward_mib"] - memory["ours"]["forward_mib"] > 200
+    assert memory["reference"]["forward_mib"] - memory["ours"]["forward_mib"] > 600
     assert memory["ours"]["peak_mib"] > 0
 
     ratio = timing["median"]["ours"] / timing["median"]["reference"]

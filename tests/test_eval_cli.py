@@ -57,8 +57,9 @@ def _assert_same(results, name, direct: BucketEvaluation):
         for k, metric in enumerate(direct.metrics):
             for m, method in enumerate(direct.methods):
                 cell = cells[row][metric.name][method]
+                # float32 convolutions: other batch shapes and thread counts round differently (seen: 1e-6 relative)
                 np.testing.assert_allclose([cell["mean"], cell["low"], cell["high"]],
-                                           [table[r, k, m], *bounds[r, k, m]], rtol=1e-6, atol=1e-9)
+                                           [table[r, k, m], *bounds[r, k, m]], rtol=2e-5, atol=1e-6)
 
 
 def test_figures_equal_evaluate_by_bucket_on_the_same_masks(data, tmp_path, capsys):
