@@ -11,6 +11,14 @@ from pconv_lessons.course.lesson import fast_mode, seed_everything, start_lesson
 from pconv_lessons.viz import overlay_holes, show_images, show_values, to_numpy_image
 
 
+
+@pytest.fixture(autouse=True)
+def _torch_threads_restored():
+    """start_lesson sets torch to one thread in fast mode; the other tests keep theirs."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
 @pytest.mark.parametrize("value, expected", [("1", True), ("yes", True), ("0", False), ("off", False)])
 def test_fast_mode_follows_the_environment_variable(monkeypatch, value, expected):
     monkeypatch.setenv("PCONV_FAST", value)
@@ -127,3 +135,11 @@ def test_seed_everything_repeats_python_random():
     first = random.random()
     seed_everything(5)
     assert random.random() == first
+
+
+@pytest.mark.parametrize("fast, expected_threads", [("1", 1), ("0", None)])
+def test_fast_mode_on_a_cpu_uses_one_torch_thread(monkeypatch, fast, expected_threads):
+    monkeypatch.setenv("PCONV_FAST", fast)
+    torch.set_num_threads(2)
+    start_lesson(seed=0)
+    assert torch.get_num_threads() == (expected_threads or 2)
