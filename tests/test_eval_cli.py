@@ -1,7 +1,11 @@
 """``pconv-eval``: its figures against ``evaluate_by_bucket`` called directly on the same masks, resumption after a
-failure, refused mixed settings, fixed mask folders and the broken-model sentence."""
+failure and after a real SIGKILL, refused mixed settings, fixed mask folders and the broken-model sentence."""
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -109,6 +113,44 @@ def test_a_run_that_fails_after_one_image_resumes_to_the_same_json(data, tmp_pat
     assert scored == [1, 1]  # the two images left, each once
     resumed = json.loads((tmp_path / "resumed" / "results.json").read_text())
     assert resumed["sets"] == whole["sets"]
+    assert [json.loads(line).get("index") for line in log.read_text().splitlines()] == [None, 0, 1, 2]
+
+
+SLOWED_EVAL = """
+import sys, time
+from pconv_lessons import evaluate
+real = evaluate.append_records
+def slowed(*args, **kwargs):  # widens the window between records; the kill itself is a real SIGKILL
+    real(*args, **kwargs)
+    time.sleep(0.4)
+evaluate.append_records = slowed
+sys.exit(evaluate.main(sys.argv[1:]))
+"""
+
+
+def test_a_run_killed_with_sigkill_resumes_to_the_same_json(data, tmp_path, capsys):
+    assert _run(capsys, data, tmp_path / "whole", "--batch-size", 1)[0] == 0
+    whole = json.loads((tmp_path / "whole" / "results.json").read_text())
+    out = tmp_path / "killed"
+    argv = [str(data), "--model", "pconv_small", "--model", "lama_small", "--out", str(out), "--size", str(SIZE),
+            "--no-progress", "--batch-size", "1"]
+    process = subprocess.Popen([sys.executable, "-c", SLOWED_EVAL, *argv], stderr=subprocess.PIPE)
+    log = out / evaluate.LOG_NAME
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if log.exists() and len(log.read_text().splitlines()) >= 2:  # the header and the first image
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, process.communicate()[1].decode()[-2000:]
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    killed_lines = len(log.read_text().splitlines())
+    assert 2 <= killed_lines < 4 and not (out / "results.json").exists()  # killed before the last image
+
+    status, _, err = _run(capsys, data, out, "--batch-size", 1)
+    assert status == 0 and f"{killed_lines - 1} from the log" in err  # nothing scored twice
+    assert json.loads((out / "results.json").read_text())["sets"] == whole["sets"]
     assert [json.loads(line).get("index") for line in log.read_text().splitlines()] == [None, 0, 1, 2]
 
 
