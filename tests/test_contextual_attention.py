@@ -257,3 +257,49 @@ def test_the_generator_gives_the_same_fill_in_chunks():
 def test_chunk_elements_must_be_a_positive_int(bad):
     with pytest.raises(ValueError, match="chunk_elements must be a positive int"):
         ContextualAttention(chunk_elements=bad)
+
+
+# ------------------------------------------------------------------ subnormal attention weights
+
+def _subnormal_count(t):
+    return int(((t > 0) & (t < torch.finfo(t.dtype).tiny)).sum())
+
+
+def _sharp_case():
+    """float32 features whose score gaps exceed 8.7, so that exp(10·(s − max)) underflows into subnormals."""
+    torch.manual_seed(8)
+    x = torch.randn(1, 8, 32, 32) * 6
+    mask = torch.ones(1, 1, 32, 32)
+    mask[..., 8:24, 8:24] = 0
+    return x, mask
+
+
+def test_attention_weights_hold_no_subnormal_numbers_and_the_fill_is_unchanged():
+    x, mask = _sharp_case()
+    layer = ContextualAttention(fuse=False)
+    small = nearest_downsample(x, 2)
+    usable = layer.usable_patches(mask, small.shape[-2:])[:, :, None, None]
+    scores = layer.similarity(small, extract_patches(small, 3))
+    kept = torch.softmax(scores * usable * 10.0, dim=1) * usable  # the original's weights, subnormals kept
+    assert _subnormal_count(kept) > 500  # the case does produce them (941)
+    output, attention = layer(x, mask, return_attention=True)
+    assert _subnormal_count(attention) == 0
+    torch.testing.assert_close(output, layer.paste(kept, extract_patches(x, 4, stride=2)), rtol=0, atol=1e-6)
+
+
+def test_the_chunked_path_flushes_its_weights_too(monkeypatch):
+    from pconv_lessons.layers import contextual_attention as module
+
+    x, mask = _sharp_case()
+    real, counts = module.flush_subnormal, []
+
+    def recording(weights):
+        flushed = real(weights)
+        counts.append(_subnormal_count(flushed))
+        return flushed
+
+    monkeypatch.setattr(module, "flush_subnormal", recording)
+    whole = ContextualAttention(fuse=False)(x, mask)
+    chunked = ContextualAttention(fuse=False, chunk_elements=16 * 16 * 20)(x, mask)
+    assert len(counts) > 2 and max(counts) == 0
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-5)
