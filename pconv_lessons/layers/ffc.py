@@ -162,6 +162,11 @@ class FFC(nn.Module):
         return f"local {self.in_local}→{self.out_local}, global {self.in_global}→{self.out_global}"
 
     def forward(self, x: Tensor) -> Tensor:
+        groups = self.groups(x)
+        return groups[0] if len(groups) == 1 else torch.cat(groups, dim=1)
+
+    def groups(self, x: Tensor) -> list[Tensor]:
+        """[y_local, y_global] before concatenation (a group without channels left out), for ``FFCBNAct``."""
         _check_channels(x, self.in_channels, "x")
         if self.stride == 2 and self.global_to_global is not None and (x.shape[-2] % 2 or x.shape[-1] % 2):
             raise ValueError(f"a stride-2 FFC with a global path needs even H and W, got {tuple(x.shape[-2:])}")
@@ -171,7 +176,7 @@ class FFC(nn.Module):
             groups.append(_run(self.local_to_local, x_local) + _run(self.global_to_local, x_global))
         if self.out_global > 0:
             groups.append(_run(self.local_to_global, x_local) + _run(self.global_to_global, x_global))
-        return groups[0] if len(groups) == 1 else torch.cat(groups, dim=1)
+        return groups
 
 
 def _run(path: nn.Module | None, x: Tensor) -> Tensor | int:
@@ -194,8 +199,8 @@ class FFCBNAct(nn.Module):
         self.bn_global = nn.BatchNorm2d(self.ffc.out_global) if self.ffc.out_global else None
 
     def forward(self, x: Tensor) -> Tensor:
-        y_local, y_global = self.ffc(x).split([self.ffc.out_local, self.ffc.out_global], dim=1)
-        groups = [bn(y) for bn, y in ((self.bn_local, y_local), (self.bn_global, y_global)) if bn is not None]
+        norms = [bn for bn in (self.bn_local, self.bn_global) if bn is not None]
+        groups = [bn(y) for bn, y in zip(norms, self.ffc.groups(x))]  # one concatenation per layer, after the norms
         return torch.relu_(groups[0] if len(groups) == 1 else torch.cat(groups, dim=1))  # in place: a new tensor
 
 
