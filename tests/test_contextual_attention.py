@@ -303,3 +303,13 @@ def test_the_chunked_path_flushes_its_weights_too(monkeypatch):
     chunked = ContextualAttention(fuse=False, chunk_elements=16 * 16 * 20)(x, mask)
     assert len(counts) > 2 and max(counts) == 0
     torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-5)
+
+
+def test_patch_norms_are_the_clamped_euclidean_norms_of_the_last_dimension():
+    from pconv_lessons.layers.contextual_attention import patch_norms
+
+    patches = torch.randn(2, 5, 12, dtype=torch.float64)
+    patches[1, 3] = 0  # a flat background patch: its norm is clamped, not 0 (no division by zero later)
+    expected = torch.tensor([[max(sum(v * v for v in patches[n, j].tolist()) ** 0.5, 1e-4) for j in range(5)]
+                             for n in range(2)], dtype=torch.float64)
+    torch.testing.assert_close(patch_norms(patches), expected, rtol=1e-12, atol=0)
