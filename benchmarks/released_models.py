@@ -26,6 +26,13 @@ Every configuration runs in a fresh subprocess (``sys.executable`` with this env
             the weights, any import the factory does, and the forward's activations); forward = ru_maxrss after
             minus the RSS just before the forward (the forward's own working memory).
 
+``--same-weights`` gives our model the reference model's own weights for the timing: its ``state_dict()`` (under the
+original's key names, LaMa's ``model.`` prefix dropped) goes through the course's converter for that family
+(``pconv_lessons.pretrained.<family>.build``, the path ``load_pretrained`` takes), and the time table gains the largest
+difference between the two sides' outputs on the timed input (the reference's ``run`` must then return [0, 1]
+images). Random weights of two different initialisations can time differently for reasons that are not the code's
+(subnormal activations are slow on some CPUs); the same weights remove that.
+
 (torch keeps no allocator statistics for the CPU, so RSS is the measure.) The workers run with
 ``OMP_WAIT_POLICY=PASSIVE`` unless the environment sets it: on a CPU shared with other jobs, OpenMP threads that
 spin at every barrier waste the time slices the other thread needs (on a loaded 2-core machine this made
@@ -87,6 +94,27 @@ def ours(family: str, size: int, fuse: bool = True) -> tuple[nn.Module, Runner]:
     from pconv_lessons.inpaint import fill, predictor
 
     model = build_ours(family, size, fuse)
+    predict = predictor(model, torch.device("cpu"))
+    return model, lambda image, mask: fill(predict, image, mask)
+
+
+ORIGINAL_PREFIX = {"lama": "model.", "deepfillv2": "", "pconv": ""}  # before the names the converters read
+
+
+def ours_with_weights_of(family: str, reference_model: nn.Module, fuse: bool = True) -> tuple[nn.Module, Runner]:
+    """Our model carrying ``reference_model``'s weights, converted from the original's key names by the course's
+    converter and loaded strictly, run by ``pconv-inpaint``'s inference path."""
+    from pconv_lessons.inpaint import fill, predictor
+    from pconv_lessons.pretrained.common import load_strict
+
+    converter = importlib.import_module(f"pconv_lessons.pretrained.{family}")
+    prefix = ORIGINAL_PREFIX[family]
+    state = {key.removeprefix(prefix): value for key, value in reference_model.state_dict().items()}
+    model, our_state = converter.build(state)
+    load_strict(model, our_state, source=f"the {family} reference's state dict")
+    if family == "deepfillv2":
+        model.refine.attention.fuse = fuse
+    model.eval()
     predict = predictor(model, torch.device("cpu"))
     return model, lambda image, mask: fill(predict, image, mask)
 
@@ -158,19 +186,26 @@ def timed(run: Runner, image: Tensor, mask: Tensor) -> float:
 
 
 def time_worker(
-    family: str, size: int, threads: int, repeats: int, reference: str | None, fuse: bool = True
+    family: str, size: int, threads: int, repeats: int, reference: str | None, fuse: bool = True,
+    same_weights: bool = False,
 ) -> dict[str, Any]:
-    """Interleaved timing of ours and (if given) the reference in this process."""
+    """Interleaved timing of ours and (if given) the reference in this process; ``same_weights``: ours carries the
+    reference's weights and the result holds the largest output difference between the sides."""
     torch.set_num_threads(threads)
-    sides = {"ours": ours(family, size, fuse)}
+    sides = {}
     if reference is not None:
         sides["reference"] = load_factory(reference)(size)
+    sides["ours"] = ours_with_weights_of(family, sides["reference"][0], fuse) if same_weights else ours(family, size, fuse)
     warm_image, warm_mask = inputs(min(size, WARMUP_SIDE))
     image, mask = inputs(size)
-    times: dict[str, list[float]] = {name: [] for name in sides}
+    times: dict[str, list[float]] = {name: [] for name in ("ours", "reference") if name in sides}
+    extra: dict[str, Any] = {}
     with torch.inference_mode():
         for _, run in sides.values():
             run(warm_image, warm_mask)
+        if same_weights:
+            outputs = [sides[name][1](image, mask) for name in ("ours", "reference")]
+            extra["max_abs_difference"] = (outputs[0] - outputs[1]).abs().max().item()
         for round_index in range(repeats):
             order = list(sides) if round_index % 2 == 0 else list(reversed(sides))
             for name in order:
@@ -178,7 +213,7 @@ def time_worker(
     return {
         "family": family, "size": size, "threads": threads, "repeats": repeats,
         "parameters": {name: parameter_count(model) for name, (model, _) in sides.items()},
-        "seconds": times, "median": {name: statistics.median(values) for name, values in times.items()},
+        "seconds": times, "median": {name: statistics.median(values) for name, values in times.items()}, **extra,
     }
 
 
@@ -238,6 +273,8 @@ def format_time_row(result: dict[str, Any]) -> str:
              f"{median['ours']:.3f}"]
     if "reference" in median:
         cells += [f"{median['reference']:.3f}", f"{median['ours'] / median['reference']:.2f}"]
+    if "max_abs_difference" in result:
+        cells.append(f"{result['max_abs_difference']:.1e}")
     return "| " + " | ".join(cells) + " |"
 
 
@@ -251,11 +288,11 @@ def format_memory_row(rows: dict[str, dict[str, Any]]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def table_headers(with_reference: bool) -> tuple[str, str]:
+def table_headers(with_reference: bool, same_weights: bool = False) -> tuple[str, str]:
     time_header = "| family | size | threads | runs | ours s |"
     memory_header = "| family | size | ours peak MiB | ours forward MiB |"
     if with_reference:
-        time_header += " reference s | ours / reference |"
+        time_header += " reference s | ours / reference |" + (" max output difference |" if same_weights else "")
         memory_header += " reference peak MiB | reference forward MiB | ours / reference (peak) |"
     return time_header, memory_header
 
@@ -283,7 +320,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
           f"torch {torch.__version__}", flush=True)
     for family in args.families:
         reference = references.get(family)
-        time_header, memory_header = table_headers(reference is not None)
+        time_header, memory_header = table_headers(reference is not None, args.same_weights)
         if not args.no_memory:
             print(f"\n{family}: peak memory (MiB above the idle interpreter; one forward, 1 thread)\n")
             print(markdown_header(memory_header), flush=True)
@@ -302,6 +339,8 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
             for threads in args.threads:
                 repeats = repeats_for(size, args.repeats, overrides)
                 worker = ["time", "--threads", str(threads), "--repeats", str(repeats), *common(family, size, reference)]
+                if args.same_weights and reference:
+                    worker.append("--same-weights")
                 result = in_subprocess(worker, threads)
                 results["time"].append(result)
                 save()
@@ -324,6 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="time a reference implementation beside ours (module docstring); repeatable")
     parser.add_argument("--fuse", choices=("on", "off"), default="on",
                         help="DeepFill v2's attention propagation: on as the released model, off as nipponjo's port")
+    parser.add_argument("--same-weights", action="store_true",
+                        help="time ours with the reference model's own weights (module docstring)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     parser.add_argument("--no-time", action="store_true", help="skip the timing subprocesses")
     parser.add_argument("--json", help="also write every measurement to this JSON file")
@@ -341,10 +382,11 @@ def worker_main(argv: list[str]) -> None:
     parser.add_argument("--side", choices=("ours", "reference"), default="ours")
     parser.add_argument("--ref")
     parser.add_argument("--fuse", choices=("on", "off"), default="on")
+    parser.add_argument("--same-weights", action="store_true")
     args = parser.parse_args(argv)
     fuse = args.fuse == "on"
     if args.kind == "time":
-        result = time_worker(args.family, args.size, args.threads, args.repeats, args.ref, fuse)
+        result = time_worker(args.family, args.size, args.threads, args.repeats, args.ref, fuse, args.same_weights)
     else:
         result = memory_worker(args.family, args.size, args.side, args.ref, fuse)
     print(json.dumps(result))
@@ -358,6 +400,8 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.repeats < 1:
         raise SystemExit(f"--repeats must be at least 1, got {args.repeats}")
+    if args.same_weights and not args.reference:
+        raise SystemExit("--same-weights needs a --reference whose weights ours can take")
     try:
         run_all(args)
     except ValueError as error:
