@@ -107,7 +107,8 @@ def test_reference_is_interleaved_timed_and_measured_separately(tmp_path: Path, 
 
     ratio = timing["median"]["ours"] / timing["median"]["reference"]
     assert f"| deepfillv2 | 32² | 1 | 3 | {timing['median']['ours']:.3f} |" in printed
-    assert printed.rstrip().count(f"| {ratio:.2f} |") == 1
+    time_rows = [line for line in printed.splitlines() if line.startswith("| deepfillv2 | 32² | 1 | 3 |")]
+    assert len(time_rows) == 1 and time_rows[0].endswith(f"| {ratio:.2f} |")  # the memory table may share the digits
     assert sum(line.startswith("|---|") for line in printed.splitlines()) == 2  # the memory and the time table
 
 
