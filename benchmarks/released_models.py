@@ -27,11 +27,11 @@ Every configuration runs in a fresh subprocess (``sys.executable`` with this env
             minus the RSS just before the forward (the forward's own working memory).
 
 ``--same-weights`` gives our model the reference model's own weights for the timing: its ``state_dict()`` (under the
-original's key names, LaMa's ``model.`` prefix dropped) goes through the course's converter for that family
-(``pconv_lessons.pretrained.<family>.build``, the path ``load_pretrained`` takes), and the time table gains the largest
-difference between the two sides' outputs on the timed input (the reference's ``run`` must then return [0, 1]
-images). Random weights of two different initialisations can time differently for reasons that are not the code's
-(subnormal activations are slow on some CPUs); the same weights remove that.
+original's key names, LaMa's ``model.`` prefix dropped) goes through ``pconv_lessons.pretrained.from_original_state``
+(the converter ``load_pretrained`` uses), and the time table gains the largest difference between the two sides'
+outputs on the timed input (the reference's ``run`` must then return [0, 1] images). Random weights of two
+different initialisations can time differently for reasons that are not the code's (subnormal activations are slow
+on some CPUs); the same weights remove that.
 
 (torch keeps no allocator statistics for the CPU, so RSS is the measure.) The workers run with
 ``OMP_WAIT_POLICY=PASSIVE`` unless the environment sets it: on a CPU shared with other jobs, OpenMP threads that
@@ -91,32 +91,32 @@ def build_ours(family: str, size: int, fuse: bool = True) -> nn.Module:
 
 def ours(family: str, size: int, fuse: bool = True) -> tuple[nn.Module, Runner]:
     """Our model and ``pconv-inpaint``'s inference path for it."""
+    model = build_ours(family, size, fuse)
+    return model, inpaint_path(model)
+
+
+def inpaint_path(model: nn.Module) -> Runner:
+    """``pconv-inpaint``'s inference path for ``model`` on the CPU."""
     from pconv_lessons.inpaint import fill, predictor
 
-    model = build_ours(family, size, fuse)
     predict = predictor(model, torch.device("cpu"))
-    return model, lambda image, mask: fill(predict, image, mask)
+    return lambda image, mask: fill(predict, image, mask)
 
 
 ORIGINAL_PREFIX = {"lama": "model.", "deepfillv2": "", "pconv": ""}  # before the names the converters read
 
 
 def ours_with_weights_of(family: str, reference_model: nn.Module, fuse: bool = True) -> tuple[nn.Module, Runner]:
-    """Our model carrying ``reference_model``'s weights, converted from the original's key names by the course's
-    converter and loaded strictly, run by ``pconv-inpaint``'s inference path."""
-    from pconv_lessons.inpaint import fill, predictor
-    from pconv_lessons.pretrained.common import load_strict
+    """Our model carrying ``reference_model``'s weights (``from_original_state``: the converter ``load_pretrained``
+    uses, strict), and ``pconv-inpaint``'s inference path for it."""
+    from pconv_lessons.pretrained import from_original_state
 
-    converter = importlib.import_module(f"pconv_lessons.pretrained.{family}")
     prefix = ORIGINAL_PREFIX[family]
     state = {key.removeprefix(prefix): value for key, value in reference_model.state_dict().items()}
-    model, our_state = converter.build(state)
-    load_strict(model, our_state, source=f"the {family} reference's state dict")
+    model = from_original_state(family, state, source=f"the {family} reference's state dict")
     if family == "deepfillv2":
         model.refine.attention.fuse = fuse
-    model.eval()
-    predict = predictor(model, torch.device("cpu"))
-    return model, lambda image, mask: fill(predict, image, mask)
+    return model, inpaint_path(model)
 
 
 def load_factory(spec: str) -> Callable[[int], tuple[nn.Module, Runner]]:
@@ -198,7 +198,7 @@ def time_worker(
     sides["ours"] = ours_with_weights_of(family, sides["reference"][0], fuse) if same_weights else ours(family, size, fuse)
     warm_image, warm_mask = inputs(min(size, WARMUP_SIDE))
     image, mask = inputs(size)
-    times: dict[str, list[float]] = {name: [] for name in ("ours", "reference") if name in sides}
+    times: dict[str, list[float]] = {name: [] for name in sides}
     extra: dict[str, Any] = {}
     with torch.inference_mode():
         for _, run in sides.values():

@@ -10,20 +10,22 @@ Each family lives in its own module (``lama``, ``deepfillv2``, ``pconv``) and sa
     build(state) → (model, our_state)   our model sized from the tensors' shapes, and the state renamed by the
                                         family's key table (official key → our key, written once)
 
-``load_pretrained`` builds the model first on the ``meta`` device (no memory) and checks that ``our_state`` fits
-it — a missing, unexpected, misshapen or wrongly typed key is an error that lists them — so the model is allocated
-only once the file holds every tensor of it; ``build`` itself checks the sizes it reads against the family's
-ranges. The file is read by ``pconv_lessons.pretrained.reader``: nothing in it runs or changes the process.
+``load_pretrained`` reads the file and hands the tensors to ``from_original_state`` (which also takes an original
+model's own ``state_dict()``). That builds the model first on the ``meta`` device (no memory) and checks that
+``our_state`` fits it — a missing, unexpected, misshapen or wrongly typed key is an error that lists them — so the
+model is allocated only once every tensor of it is there; ``build`` itself checks the sizes it reads against the
+family's ranges. The file is read by ``pconv_lessons.pretrained.reader``: nothing in it runs or changes the process.
 Nothing is downloaded: ``data/pretrained/README.md`` says where each file comes from.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from pconv_lessons.pretrained.common import (
     PretrainedFileError,
@@ -52,16 +54,23 @@ def load_pretrained(name: str, path: str | Path | None = None, device: str | tor
     """
     family = _family(name)
     path = default_path(family) if path is None else Path(path)
-    state = family.read(path)
+    return from_original_state(name, family.read(path), source=f"{name} file {path}").to(device)
+
+
+def from_original_state(name: str, state: Mapping[str, Tensor], source: str = "the state dict") -> nn.Module:
+    """The course model of family ``name`` holding ``state``, the generator's tensors under the original project's
+    key names (as the family's ``read`` returns them; e.g. an original model's own ``state_dict()``), in eval mode.
+    Sized and checked on the ``meta`` device first; ``source`` names the tensors' origin in every error."""
+    family = _family(name)
     try:
         with torch.device("meta"):
             sized, our_state = family.build(state)
     except PretrainedFileError as error:
-        raise PretrainedFileError(f"{name} file {path}: {error}") from None
-    check_fits(sized, our_state, source=f"{name} file {path}")
+        raise PretrainedFileError(f"{source}: {error}") from None
+    check_fits(sized, our_state, source=source)
     model, our_state = family.build(state)
-    load_strict(model, our_state, source=f"{name} file {path}")
-    return model.to(device).eval()
+    load_strict(model, our_state, source=source)
+    return model.eval()
 
 
 def available(name: str) -> Path | None:
@@ -69,4 +78,4 @@ def available(name: str) -> Path | None:
     return find_file(_family(name))
 
 
-__all__ = ["FAMILIES", "PretrainedFileError", "available", "load_pretrained", "pretrained_dir"]
+__all__ = ["FAMILIES", "PretrainedFileError", "available", "from_original_state", "load_pretrained", "pretrained_dir"]
